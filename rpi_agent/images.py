@@ -55,10 +55,9 @@ def load_rgb(path: str | Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            rgb = _to_rgb8(img, path)
+        with Image.open(path) as opened:
+            opened.load()
+            rgb = _to_rgb8(ImageOps.exif_transpose(opened) or opened, path)
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a recognised image format") from None
     except (OSError, SyntaxError, ValueError) as exc:

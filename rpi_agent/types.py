@@ -35,3 +35,106 @@ class Detection:
     @property
     def area(self) -> float:
         return max(0.0, self.width) * max(0.0, self.height)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Frame:
+    """One frame from a source.
+
+    Attributes:
+        camera: Name of the camera it came from (config ``[[cameras]] name``).
+        index: Frame number from the source, starting at 0.
+        timestamp: Wall-clock capture time, seconds since the epoch.
+        rgb: ``(height, width, 3)`` uint8 RGB for the detector; ``None`` for sources that detect
+            on their own (a K210 board), which fill ``detections`` instead.
+        width: Frame width in pixels (the coordinate space of boxes).
+        height: Frame height in pixels.
+        detections: Faces already found by the source, or ``None`` if the detector must run.
+        snapshot: Optional higher-resolution ``(H, W, 3)`` uint8 RGB image of the same instant
+            (picamera2 ``main`` stream), for snapshots; boxes are scaled to it.
+    """
+
+    camera: str
+    index: int
+    timestamp: float
+    rgb: object | None  # np.ndarray; typed loosely so this module does not import NumPy
+    width: int
+    height: int
+    detections: tuple[Detection, ...] | None = None
+    snapshot: object | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedFace:
+    """A face followed across frames, as published (Frigate's event object shape).
+
+    Attributes:
+        id: Stable id from ``new`` to ``end``, unique across restarts (e.g. ``"<start>-<rand>"``).
+        camera: Camera name.
+        box: Latest pixel xyxy box.
+        score: Latest score.
+        top_score: Best score seen so far.
+        area: Box area in pixels.
+        current_zones: Zones the face is in now.
+        entered_zones: Zones it has been in since ``new``, in order of entry.
+        start_time: Wall-clock time of the first detection.
+        end_time: Wall-clock time it ended, ``None`` while active.
+        has_snapshot: Whether a snapshot was published for it.
+    """
+
+    id: str
+    camera: str
+    box: Box
+    score: float
+    top_score: float
+    area: float
+    current_zones: tuple[str, ...] = ()
+    entered_zones: tuple[str, ...] = ()
+    start_time: float = 0.0
+    end_time: float | None = None
+    has_snapshot: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "camera": self.camera,
+            "label": "face",
+            "score": round(self.score, 4),
+            "top_score": round(self.top_score, 4),
+            "box": [round(v, 1) for v in self.box],
+            "area": round(self.area),
+            "current_zones": list(self.current_zones),
+            "entered_zones": list(self.entered_zones),
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "has_snapshot": self.has_snapshot,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FaceEvent:
+    """A change in a tracked face: ``new``, ``update`` or ``end`` (Frigate's ``events`` payload)."""
+
+    type: str
+    before: TrackedFace
+    after: TrackedFace
+
+    def to_dict(self) -> dict[str, object]:
+        return {"type": self.type, "before": self.before.to_dict(), "after": self.after.to_dict()}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FrameResult:
+    """Everything one pipeline step produced for one frame; what sinks consume.
+
+    Attributes:
+        frame: The frame.
+        faces: Confirmed faces present in this frame (after filters), with zones.
+        events: Events this frame caused (new/update/end), in order.
+        ms: Milliseconds per stage for stats.
+    """
+
+    frame: Frame
+    faces: tuple[TrackedFace, ...]
+    events: tuple[FaceEvent, ...]
+    ms: dict[str, float]

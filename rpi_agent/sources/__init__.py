@@ -1,0 +1,5 @@
+"""Frame sources: where frames come from. Concrete adapters import their libraries lazily."""
+
+from rpi_agent.sources.base import FrameSource
+
+__all__ = ["FrameSource"]
