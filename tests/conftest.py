@@ -29,3 +29,17 @@ def faces_dir(shared: Path) -> Path:
 @pytest.fixture(scope="session")
 def upstream_dir(shared: Path) -> Path:
     return shared / "models" / "upstream"
+
+
+@pytest.fixture(scope="session")
+def built_model():
+    """Path of a built INT8 (or FP32) model; fails with the command that builds it."""
+    from rpi_agent.paths import model_file
+
+    def get(name: str = "RFB-320", precision: str = "int8") -> Path:
+        path = model_file(name, precision)
+        if not path.is_file():
+            pytest.fail(f"{path} is not built: run `faceagent models build {name}` (CI does this first)")
+        return path
+
+    return get

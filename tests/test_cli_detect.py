@@ -1,0 +1,74 @@
+"""`faceagent detect` as users run it: a real subprocess, real photos, the real INT8 model."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from rpi_agent.images import load_rgb
+
+
+def faceagent(*args, check=False):
+    return subprocess.run([sys.executable, "-m", "rpi_agent", *args], capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory, faces_dir):
+    folder = tmp_path_factory.mktemp("mixed")
+    for name in ("2.jpg", "9.jpg"):
+        shutil.copy(faces_dir / name, folder / name)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    (folder / "empty.png").write_bytes(b"")
+    return folder
+
+
+def test_json_lines_in_original_pixels(built_model, faces_dir):
+    proc = faceagent("detect", str(faces_dir / "2.jpg"), str(faces_dir / "9.jpg"), "--json",
+                     "--model", str(built_model("RFB-320")))
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [rec["image"] for rec in lines] == [str(faces_dir / "2.jpg"), str(faces_dir / "9.jpg")]
+    first = lines[0]
+    h, w = load_rgb(faces_dir / "2.jpg").shape[:2]
+    assert (first["width"], first["height"]) == (w, h)
+    assert len(first["faces"]) == 4
+    assert set(first["ms"]) == {"preprocess", "inference", "decode"}
+    for face in first["faces"]:
+        x1, y1, x2, y2 = face["box"]
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and 0.6 <= face["score"] <= 1.0
+
+
+def test_folder_keeps_going_past_bad_files_and_reports_them(built_model, mixed_folder, tmp_path):
+    out = tmp_path / "annotated"
+    proc = faceagent("detect", str(mixed_folder), "--model", str(built_model("RFB-320")), "--annotate", str(out))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "2 of 4 image(s) could not be read" in proc.stderr
+    assert "broken.jpg" in proc.stderr and "empty.png: empty file" in proc.stderr
+    assert proc.stdout.count("face(s)") == 2
+    assert sorted(p.name for p in out.iterdir()) == ["2.jpg", "9.jpg"]
+    assert load_rgb(out / "2.jpg").shape == load_rgb(mixed_folder / "2.jpg").shape
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--model", "no-such-variant"], "is not built"),
+        (["--model", "/etc/hostname"], "not a TFLite model"),
+        (["--model", "/nonexistent/m.tflite"], "model file not found"),
+    ],
+)
+def test_bad_model_is_one_line_and_exit_1(faces_dir, args, message):
+    proc = faceagent("detect", str(faces_dir / "2.jpg"), *args)
+    assert proc.returncode == 1
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len([ln for ln in proc.stderr.splitlines() if ln.startswith("faceagent:")]) == 1
+
+
+def test_bad_arguments_exit_2(faces_dir, tmp_path):
+    proc = faceagent("detect", str(faces_dir / "2.jpg"), "--threshold", "1.5")
+    assert proc.returncode == 2 and "must be in [0, 1)" in proc.stderr
+    proc = faceagent("detect", str(tmp_path), "--model", "/nonexistent.tflite")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
