@@ -1,0 +1,224 @@
+# faceagent K210 post-processing: threshold -> decode candidates -> hard NMS.
+#
+# Pure MicroPython (MaixPy v0.6 is MicroPython 1.11: no f-strings, no annotations), also
+# runs under CPython. The semantics follow rpi_agent/decoder.py so that the board and
+# the Pi report the same faces:
+#   * a prior is a candidate when its face score is strictly above the threshold;
+#   * candidates are ranked by (score descending, prior index ascending) and only the
+#     best `candidate_size` are decoded, which bounds heap use whatever the threshold;
+#   * hard NMS drops a box whose IoU with a kept box is above `iou_threshold`, with the
+#     same 1e-5 epsilon in the denominator, computed on normalised coordinates.
+#
+# Why priors are computed per index instead of stored: 4420 priors x 4 boxed floats
+# would take ~280 KB of the 512 KB GC heap; a prior is a few multiplications.
+# Why outputs are read through callbacks in chunks: on the board `fmap[a:b]` turns
+# KPU output into a tuple of heap floats, and all 17,680 box values at once do not fit.
+
+import math
+
+try:
+    from ulab import numpy as _np  # present only in the full MaixPy firmware builds
+except ImportError:
+    try:
+        import ulab as _np  # older ulab exposes the functions at top level
+    except ImportError:
+        _np = None
+
+MIN_BOXES = ((10, 16, 24), (32, 48), (64, 96), (128, 192, 256))
+STRIDES = (8, 16, 32, 64)
+CENTER_VARIANCE = 0.1
+SIZE_VARIANCE = 0.2
+NMS_EPS = 1e-5
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def _clip01(v):
+    if v < 0.0:
+        return 0.0
+    if v > 1.0:
+        return 1.0
+    return v
+
+
+class Priors:
+    """SSD priors of the Ultra-Light detector, computed on demand by index.
+
+    Same order and values as rpi_agent.priors.generate_priors: feature map, row,
+    column, prior size; centres (i + 0.5) * stride / size; everything clipped to [0, 1].
+    """
+
+    def __init__(self, width, height, min_boxes=MIN_BOXES, strides=STRIDES):
+        self.width = width
+        self.height = height
+        self._levels = []  # (first index, fm_w, per_cell, stride, sizes)
+        start = 0
+        for sizes, stride in zip(min_boxes, strides):
+            fm_w = _ceil_div(width, stride)
+            fm_h = _ceil_div(height, stride)
+            self._levels.append((start, fm_w, len(sizes), stride, sizes))
+            start += fm_w * fm_h * len(sizes)
+        self.count = start
+
+    def get(self, index):
+        """(cx, cy, w, h) of prior `index`, normalised to the input size."""
+        if index < 0 or index >= self.count:
+            raise IndexError("prior index out of range")
+        level = self._levels[0]
+        for lv in self._levels:
+            if lv[0] > index:
+                break
+            level = lv
+        start, fm_w, per_cell, stride, sizes = level
+        cell, k = divmod(index - start, per_cell)
+        row, col = divmod(cell, fm_w)
+        cx = _clip01((col + 0.5) * stride / self.width)
+        cy = _clip01((row + 0.5) * stride / self.height)
+        return (cx, cy, _clip01(sizes[k] / self.width), _clip01(sizes[k] / self.height))
+
+
+def _rank(cands):
+    # MicroPython's sort is not stable: the index in the key makes ties deterministic.
+    cands.sort(key=lambda c: (-c[0], c[1]))
+
+
+def _above_plain(values, base, threshold, out):
+    # values: flat (score_bg, score_face) pairs of priors base, base+1, ...
+    n = len(values) // 2
+    for j in range(n):
+        s = values[2 * j + 1]
+        if s > threshold:
+            out.append((s, base + j))
+
+
+def _above_ulab(values, base, threshold, out):
+    arr = _np.array(values)
+    face = arr[1::2]
+    hits = _np.nonzero(face > threshold)[0]
+    for j in hits:
+        j = int(j)
+        out.append((float(face[j]), base + j))
+
+
+def find_candidates(read_scores, count, threshold, candidate_size=200, chunk=256, use_ulab=True):
+    """Priors whose face score is above `threshold`, best first.
+
+    Args:
+        read_scores: callable (a, b) -> sequence of floats: the flattened (count, 2)
+            score output from element a to element b (exclusive).
+        count: number of priors.
+        threshold: keep scores strictly above this.
+        candidate_size: keep at most this many (<= 0: all).
+        chunk: priors read per call (heap use grows with it).
+        use_ulab: vectorise the comparison with ulab when the firmware has it.
+
+    Returns:
+        list of (score, prior index), by score descending then index ascending.
+    """
+    above = _above_ulab if (use_ulab and _np is not None and hasattr(_np, "nonzero")) else _above_plain
+    cands = []
+    limit = 2 * candidate_size if candidate_size > 0 else 0
+    base = 0
+    while base < count:
+        end = min(count, base + chunk)
+        above(read_scores(2 * base, 2 * end), base, threshold, cands)
+        if limit and len(cands) > limit:
+            # Trimming early keeps the heap bounded at low thresholds; the global
+            # ranking is unchanged because the key is a total order.
+            _rank(cands)
+            del cands[candidate_size:]
+        base = end
+    _rank(cands)
+    if candidate_size > 0:
+        del cands[candidate_size:]
+    return cands
+
+
+def decode(read_boxes, priors, cands):
+    """Decode the regression offsets of the candidates into normalised xyxy boxes.
+
+    Args:
+        read_boxes: callable (a, b) -> floats of the flattened (count, 4) box output.
+        priors: a Priors instance.
+        cands: list of (score, prior index) from find_candidates.
+
+    Returns:
+        list of [x1, y1, x2, y2, score], normalised, in the order of `cands`.
+    """
+    out = []
+    for score, idx in cands:
+        d = read_boxes(4 * idx, 4 * idx + 4)
+        pcx, pcy, pw, ph = priors.get(idx)
+        cx = pcx + d[0] * CENTER_VARIANCE * pw
+        cy = pcy + d[1] * CENTER_VARIANCE * ph
+        w = pw * math.exp(d[2] * SIZE_VARIANCE)
+        h = ph * math.exp(d[3] * SIZE_VARIANCE)
+        out.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, score])
+    return out
+
+
+def _area(b):
+    w = b[2] - b[0]
+    h = b[3] - b[1]
+    if w <= 0.0 or h <= 0.0:
+        return 0.0
+    return w * h
+
+
+def iou(a, b):
+    """IoU of two xyxy boxes with the decoder's epsilon in the denominator."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = w * h if (w > 0.0 and h > 0.0) else 0.0
+    return inter / (_area(a) + _area(b) - inter + NMS_EPS)
+
+
+def nms(boxes, iou_threshold=0.3, top_k=-1):
+    """Greedy hard NMS over boxes already sorted best first.
+
+    Args:
+        boxes: list of [x1, y1, x2, y2, score], best first.
+        iou_threshold: drop a box whose IoU with a kept one is above this.
+        top_k: keep at most this many (<= 0: all).
+
+    Returns:
+        the kept boxes, best first.
+    """
+    kept = []
+    for b in boxes:
+        ok = True
+        for k in kept:
+            if iou(k, b) > iou_threshold:
+                ok = False
+                break
+        if ok:
+            kept.append(b)
+            if 0 < top_k == len(kept):
+                break
+    return kept
+
+
+def to_pixels(boxes, width, height, ndigits=1):
+    """Scale normalised boxes to pixels of a width x height frame, clipped to the frame."""
+    out = []
+    for b in boxes:
+        x1 = min(max(b[0] * width, 0.0), float(width))
+        y1 = min(max(b[1] * height, 0.0), float(height))
+        x2 = min(max(b[2] * width, 0.0), float(width))
+        y2 = min(max(b[3] * height, 0.0), float(height))
+        out.append([round(x1, ndigits), round(y1, ndigits), round(x2, ndigits), round(y2, ndigits),
+                    round(b[4], 4)])
+    return out
+
+
+def detect(read_scores, read_boxes, priors, threshold=0.6, iou_threshold=0.3, top_k=-1,
+           candidate_size=200, chunk=256):
+    """Threshold -> decode -> NMS on one frame's outputs.
+
+    Returns:
+        list of [x1, y1, x2, y2, score], normalised to the network input, best first.
+    """
+    cands = find_candidates(read_scores, priors.count, threshold, candidate_size, chunk)
+    return nms(decode(read_boxes, priors, cands), iou_threshold, top_k)

@@ -1,0 +1,254 @@
+"""Build K210 kmodels: V5 with nncase 1.9 (its own Python 3.10 venv), V4 with a user-provided ``ncc``.
+
+The heavy toolchain never enters the faceagent process: nncase runs in
+``<cache>/venvs/nncase`` (made by ``scripts/k210_env.sh``) through :mod:`nncase_worker`,
+and ncc is an external binary. This module prepares the inputs (ONNX, uint8 calibration
+frames), runs the tool, and records what went in beside the output in ``build-info.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rpi_agent.errors import ModelError, RuntimeMissingError
+from rpi_agent.images import iter_image_paths, load_rgb
+from rpi_agent.paths import cache_dir, models_dir, shared_dir
+from rpi_agent.preprocess import fit_to_input
+
+log = logging.getLogger(__name__)
+
+WORKER = Path(__file__).with_name("nncase_worker.py")
+KPU_MAX_INPUT = (320, 240)  # the KPU's largest input (width, height)
+UPSTREAM_ONNX = {
+    "slim-320": "version-slim-320_without_postprocessing.onnx",
+    "RFB-320": "version-RFB-320_without_postprocessing.onnx",
+}
+# ncc v0.2 scales input bytes to [0, 1] before mean/std: these are 127/255 and 128/255.
+NCC_MEAN = "0.49803922"
+NCC_STD = "0.50196078"
+RESULT_MARK = "FACEAGENT-RESULT "
+
+
+@dataclass(frozen=True, slots=True)
+class KmodelBuild:
+    """What one kmodel build produced.
+
+    Attributes:
+        name: Model variant, e.g. ``RFB-320``.
+        kmodel_version: ``5`` (nncase 1.9) or ``4`` (ncc v0.2).
+        path: The kmodel file.
+        size_bytes: Its size.
+        onnx: The ONNX it was compiled from.
+        ops: Runtime op counts per target (``{"kpu": {...}, "cpu": {...}}``); empty for V4.
+        seconds: Wall time of the compile.
+    """
+
+    name: str
+    kmodel_version: int
+    path: Path
+    size_bytes: int
+    onnx: Path
+    ops: dict[str, dict[str, int]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def nncase_python() -> Path:
+    """Interpreter of the nncase venv.
+
+    Raises:
+        RuntimeMissingError: The venv is missing (the message says how to make it).
+    """
+    python = cache_dir() / "venvs" / "nncase" / "bin" / "python"
+    if not python.is_file():
+        raise RuntimeMissingError(f"nncase venv not found at {python.parent.parent}: run scripts/k210_env.sh")
+    return python
+
+
+def run_worker(args: list[str], *, timeout: float = 1800.0) -> dict[str, object]:
+    """Run :mod:`nncase_worker` in the nncase venv and return its JSON result.
+
+    Raises:
+        ModelError: The worker failed; the message carries its last error line.
+    """
+    cmd = [str(nncase_python()), str(WORKER), *args]
+    log.debug("running %s", " ".join(cmd))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_MARK) and proc.returncode == 0:
+            return dict(json.loads(line[len(RESULT_MARK):]))
+    lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+    detail = lines[-1] if lines else f"exit code {proc.returncode}"
+    raise ModelError(f"nncase {args[0]} failed: {detail}")
+
+
+def input_size(name: str) -> tuple[int, int]:
+    """``(width, height)`` of a variant from the manifest, checked against the KPU limit.
+
+    Raises:
+        ModelError: Unknown variant, or an input larger than the KPU takes.
+    """
+    from rpi_agent.models.manifest import load_manifest
+
+    variant = load_manifest().variant(name)
+    if variant.width > KPU_MAX_INPUT[0] or variant.height > KPU_MAX_INPUT[1]:
+        raise ModelError(
+            f"{name}: input {variant.width}x{variant.height} exceeds the K210 KPU maximum of "
+            f"{KPU_MAX_INPUT[0]}x{KPU_MAX_INPUT[1]}; use a 320 variant or NAME@WxH within it"
+        )
+    return variant.width, variant.height
+
+
+def resolve_onnx(name: str, onnx: Path | None = None) -> Path:
+    """The ONNX to compile: ``onnx`` if given, else the models build's, else the upstream one.
+
+    Raises:
+        ModelError: None of them exists.
+    """
+    if onnx is not None:
+        if not onnx.is_file():
+            raise ModelError(f"{onnx}: no such ONNX file")
+        return onnx
+    built = models_dir() / name / f"{name}.onnx"
+    if built.is_file():
+        return built
+    shared = shared_dir()
+    if name in UPSTREAM_ONNX and shared is not None:
+        upstream = shared / "models" / "upstream" / UPSTREAM_ONNX[name]
+        if upstream.is_file():
+            return upstream
+    raise ModelError(f"{name}: no ONNX found ({built} missing): run `faceagent models build {name}` or pass --onnx")
+
+
+def default_calibration_dir() -> Path:
+    """The representative photos the TFLite build also calibrates on."""
+    shared = shared_dir()
+    if shared is None:
+        raise ModelError("no calibration folder: ../shared/data/faces is missing, pass --calib DIR")
+    return shared / "data" / "faces"
+
+
+def calibration_frames(folder: Path, width: int, height: int) -> np.ndarray:
+    """Photos stretched to the network input, as the K210 camera frames fill it.
+
+    Returns:
+        ``(N, height, width, 3)`` uint8 RGB.
+    """
+    frames = [fit_to_input(load_rgb(p), width, height, "stretch")[0] for p in iter_image_paths([folder])]
+    return np.stack(frames).astype(np.uint8)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_build_info(out_dir: Path, key: str, info: dict[str, object]) -> None:
+    """Add or replace ``key`` in ``build-info.json``, keeping what other builds wrote there."""
+    path = out_dir / "build-info.json"
+    data: dict[str, object] = {}
+    if path.is_file():
+        try:
+            loaded = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            log.warning("%s is not valid JSON; rewriting it", path)
+        else:
+            data = loaded if isinstance(loaded, dict) else {"previous": loaded}
+    data[key] = info
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _info(build: KmodelBuild, calib: Path, frames: np.ndarray, tool: str) -> dict[str, object]:
+    info = asdict(build)
+    info.update(path=str(build.path), onnx=str(build.onnx), onnx_sha256=sha256_file(build.onnx),
+                kmodel_sha256=sha256_file(build.path), calibration_dir=str(calib),
+                calibration_sha256=hashlib.sha256(frames.tobytes()).hexdigest(),
+                calibration_samples=int(frames.shape[0]), tool=tool,
+                built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    return info
+
+
+def build_v5(name: str, *, onnx: Path | None = None, calib_dir: Path | None = None,
+             out_dir: Path | None = None) -> KmodelBuild:
+    """Compile ``name`` to a V5 kmodel with nncase 1.9 and record it in build-info.json."""
+    width, height = input_size(name)
+    src = resolve_onnx(name, onnx)
+    calib = calib_dir or default_calibration_dir()
+    frames = calibration_frames(calib, width, height)
+    out_dir = out_dir or models_dir() / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{name}-k210-v5.kmodel"
+    log.info("compiling %s (%s) to %s with nncase 1.9 on %d calibration frames", name, src, target, len(frames))
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="faceagent-nncase-") as tmp:
+        calib_npy = Path(tmp) / "calib.npy"
+        np.save(calib_npy, np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
+        result = run_worker(["compile", str(src), str(target), str(calib_npy), "--dump", str(Path(tmp) / "dump")])
+    ops = result.get("ops")
+    build = KmodelBuild(name, 5, target, target.stat().st_size, src,
+                        ops if isinstance(ops, dict) else {}, round(time.monotonic() - start, 2))
+    record_build_info(out_dir, "kmodel_v5", _info(build, calib, frames, f"nncase {result.get('nncase')}"))
+    return build
+
+
+def build_v4(name: str, *, ncc: Path, onnx: Path | None = None, calib_dir: Path | None = None,
+             out_dir: Path | None = None) -> KmodelBuild:
+    """Compile ``name`` to a V4 kmodel (MaixPy v0.6) with a user-provided ncc v0.2.0-beta4 binary.
+
+    Raises:
+        ModelError: ``ncc`` is not an executable file or the compile failed.
+    """
+    if not (ncc.is_file() and os.access(ncc, os.X_OK)):
+        raise ModelError(f"{ncc}: not an executable ncc binary (get ncc v0.2.0-beta4, see k210/README.md)")
+    width, height = input_size(name)
+    src = resolve_onnx(name, onnx)
+    calib = calib_dir or default_calibration_dir()
+    frames = calibration_frames(calib, width, height)
+    out_dir = out_dir or models_dir() / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{name}-k210-v4.kmodel"
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="faceagent-ncc-") as tmp:
+        dataset = _write_dataset(frames, Path(tmp) / "dataset")
+        cmd = [str(ncc), "compile", str(src), str(target), "-i", "onnx", "-t", "k210", "--dataset", str(dataset),
+               "--inference-type", "uint8", "--input-mean", NCC_MEAN, "--input-std", NCC_STD]
+        log.info("running %s", " ".join(cmd))
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not target.is_file():
+        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        raise ModelError(f"ncc compile failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
+    build = KmodelBuild(name, 4, target, target.stat().st_size, src, {}, round(time.monotonic() - start, 2))
+    record_build_info(out_dir, "kmodel_v4", _info(build, calib, frames, f"ncc {ncc}"))
+    return build
+
+
+def _write_dataset(frames: np.ndarray, folder: Path) -> Path:
+    # ncc reads a folder of images and resizes them itself; handing it frames already at the
+    # input size keeps its resize out of the calibration.
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{i:04d}.png")
+    return folder
+
+
+def which_ncc(path: str | None) -> Path | None:
+    """An ncc binary from ``path`` or ``$PATH``."""
+    found = path or shutil.which("ncc")
+    return Path(found) if found else None
