@@ -1,0 +1,124 @@
+"""The ``[mqtt]`` section: broker, topics, TLS, credentials, outbox and Home Assistant discovery.
+
+Pure data following the field convention of :mod:`rpi_agent.config.schema`. Secrets are never
+read here: ``password_env`` and ``password_credential`` only name where the password lives, and
+:func:`rpi_agent.secrets.mqtt_password` fetches it when the sink starts.
+
+Example (``config.toml``)::
+
+    [mqtt]
+    host = "broker.lan"
+    port = 8883
+    client_id = "faceagent-hall"
+    username = "faceagent"
+    tls_ca_certs = "/etc/faceagent/ca.crt"
+    [mqtt.home_assistant]
+    enabled = true
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOPIC_LEVEL = re.compile(r"^[^+#/\s]+(/[^+#/\s]+)*$")
+"""A topic prefix: one or more levels, no wildcards, no empty levels, no whitespace."""
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_.-]{0,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxConfig:
+    """The on-disk outbox that keeps events until the broker acknowledges them."""
+
+    max_messages: int = field(default=10000, metadata={
+        "doc": "most unacknowledged events kept on disk; past it the oldest are dropped (and counted)",
+        "min": 10, "max": 1_000_000})
+    sync: str = field(default="normal", metadata={
+        "doc": "normal: survives a crash of the daemon, few SD card writes; full: fsync every event, "
+               "also survives a power cut", "choices": ("normal", "full")})
+    window: int = field(default=50, metadata={
+        "doc": "events handed to the broker before waiting for acknowledgements", "min": 1, "max": 1000})
+
+
+@dataclass(frozen=True, slots=True)
+class HomeAssistantConfig:
+    """Home Assistant MQTT discovery."""
+
+    enabled: bool = field(default=True, metadata={"doc": "announce entities to Home Assistant"})
+    discovery_prefix: str = field(default="homeassistant", metadata={
+        "doc": "Home Assistant's discovery prefix", "min": 1})
+    status_topic: str = field(default="homeassistant/status", metadata={
+        "doc": "Home Assistant's birth topic; entities are announced again when it says online", "min": 1})
+    node_id: str = field(default="", metadata={
+        "doc": "node id in discovery topics and unique ids; empty: the client id", "max": 64})
+    device_name: str = field(default="", metadata={"doc": "device name shown in Home Assistant; empty: node id"})
+
+    def __post_init__(self) -> None:
+        for key in ("discovery_prefix", "status_topic"):
+            if not TOPIC_LEVEL.match(getattr(self, key)):
+                raise ValueError(f"{key}: {getattr(self, key)!r} is not a valid topic (no +, #, spaces, empty levels)")
+        if self.node_id and not re.match(r"^[A-Za-z0-9_-]+$", self.node_id):
+            raise ValueError(f"node_id: {self.node_id!r} may only hold letters, digits, _ and -")
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """Broker connection and topics (Frigate's shape under ``topic_prefix``)."""
+
+    enabled: bool = field(default=True, metadata={"doc": "publish to MQTT at all"})
+    host: str = field(default="localhost", metadata={"doc": "broker host name or address", "min": 1})
+    port: int = field(default=1883, metadata={"doc": "broker port (8883 is usual for TLS)", "min": 1, "max": 65535})
+    protocol: str = field(default="5", metadata={
+        "doc": "MQTT version; 5 falls back to 3.1.1 when the broker refuses it", "choices": ("5", "3.1.1")})
+    topic_prefix: str = field(default="faceagent", metadata={"doc": "first level(s) of every topic", "min": 1})
+    client_id: str = field(default="", metadata={
+        "doc": "client id, unique per broker (one per Pi in a fleet); empty: faceagent-<hostname>"})
+    keepalive: int = field(default=30, metadata={"doc": "seconds between keepalive pings", "min": 5, "max": 3600})
+    qos: int = field(default=1, metadata={
+        "doc": "QoS of events (1 or 2; the outbox needs the broker's acknowledgement)", "choices": (1, 2)})
+    session_expiry: int = field(default=300, metadata={
+        "doc": "MQTT 5 session expiry in seconds, so a short outage resumes the session", "min": 0,
+        "max": 86400})
+    reconnect_min: float = field(default=1.0, metadata={
+        "doc": "first reconnect delay in seconds (doubles up to reconnect_max)", "min": 0.1, "max": 60.0})
+    reconnect_max: float = field(default=30.0, metadata={"doc": "longest reconnect delay", "min": 1.0, "max": 3600.0})
+    username: str = field(default="", metadata={"doc": "user name; empty: anonymous"})
+    password: str = field(default="", repr=False, metadata={
+        "doc": "password; keep it out of this file (use password_env or a credential file)", "secret": True})
+    password_env: str = field(default="FACEAGENT_MQTT_PASSWORD", metadata={
+        "doc": "environment variable holding the password"})
+    password_credential: str = field(default="mqtt-password", metadata={
+        "doc": "file name in $CREDENTIALS_DIRECTORY (systemd LoadCredential=) holding the password"})
+    tls: bool = field(default=False, metadata={"doc": "use TLS (implied by tls_ca_certs); system CAs if no CA given"})
+    tls_ca_certs: Path | None = field(default=None, metadata={"doc": "CA certificate(s) file (PEM) to trust"})
+    tls_client_cert: Path | None = field(default=None, metadata={"doc": "client certificate (PEM)"})
+    tls_client_key: Path | None = field(default=None, metadata={"doc": "client private key (PEM)"})
+    tls_insecure: bool = field(default=False, metadata={
+        "doc": "skip the host name check of the broker certificate (testing only)"})
+    outbox: OutboxConfig = field(default_factory=OutboxConfig, metadata={"doc": "on-disk outbox of events"})
+    home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig, metadata={
+        "doc": "Home Assistant discovery"})
+
+    def __post_init__(self) -> None:
+        if not TOPIC_LEVEL.match(self.topic_prefix):
+            raise ValueError(f"topic_prefix: {self.topic_prefix!r} is not a valid topic (no +, #, spaces, empty level)")
+        if not CLIENT_ID.match(self.client_id):
+            raise ValueError(f"client_id: {self.client_id!r} may only hold letters, digits, _ . - (at most 64)")
+        if (self.tls_client_cert is None) != (self.tls_client_key is None):
+            raise ValueError("tls_client_cert: a client certificate and tls_client_key go together")
+        if self.tls_insecure and not self.use_tls:
+            raise ValueError("tls_insecure: only meaningful with tls or tls_ca_certs")
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError("reconnect_max: must not be below reconnect_min")
+
+    @property
+    def use_tls(self) -> bool:
+        """Whether the connection is encrypted."""
+        return self.tls or self.tls_ca_certs is not None or self.tls_client_cert is not None
+
+    def __repr__(self) -> str:
+        auth = f"{self.username}:***@" if self.username else ""
+        scheme = "mqtts" if self.use_tls else "mqtt"
+        return f"MqttConfig({scheme}://{auth}{self.host}:{self.port} prefix={self.topic_prefix!r})"
