@@ -103,7 +103,7 @@ class ReceptiveFieldBlock(nn.Module):
             ConvBN((inner // 2) * 3, 2 * inner, 3),
             ConvBN(2 * inner, 2 * inner, 3, dilation=5, relu=False),
         )
-        self.ConvLinear = ConvBN(6 * inner, channels, 1, relu=False)  # noqa: N815 - state-dict key
+        self.ConvLinear = ConvBN(6 * inner, channels, 1, relu=False)  # name fixed by the state-dict keys
         self.shortcut = ConvBN(channels, channels, 1, relu=False)
         self.relu = nn.ReLU()
 
