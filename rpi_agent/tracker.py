@@ -1,0 +1,274 @@
+"""IoU tracker: links detections across frames into faces with stable ids, and emits events.
+
+A face is announced (``new``) after ``min_hits`` consecutive detections and ends (``end``) after
+``max_age_frames`` missed frames in a row or ``max_age_seconds`` without a detection, whichever
+comes first. A candidate missed before ``min_hits`` is dropped silently. ``update`` events are sent
+at once when the face's zones change or it becomes snapshot-worthy, and, rate-limited to one per
+``update_interval`` seconds, when its score or top score moved by at least ``score_delta``.
+
+Time comes from the clock passed in (``time.time`` in the daemon), so tests drive it by hand.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from rpi_agent.config.camera import TrackerConfig
+from rpi_agent.types import Box, Detection, FaceEvent, TrackedFace
+from rpi_agent.zones import merge_entered
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every pair of boxes.
+
+    Args:
+        a: ``(M, 4)`` xyxy boxes.
+        b: ``(N, 4)`` xyxy boxes.
+
+    Returns:
+        ``(M, N)`` float64 IoU in [0, 1]; 0 where both boxes are empty.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Pairs ``(row, col)`` taken best IoU first, each row and column once, IoU ≥ ``threshold``.
+
+    Ties keep the lower row, then the lower column (stable sort), so results are deterministic.
+    """
+    if iou.size == 0:
+        return []
+    order = np.argsort(-iou, axis=None, kind="stable")
+    rows_used: set[int] = set()
+    cols_used: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    for flat in order:
+        row, col = divmod(int(flat), iou.shape[1])
+        if iou[row, col] < threshold:
+            break
+        if row in rows_used or col in cols_used:
+            continue
+        rows_used.add(row)
+        cols_used.add(col)
+        pairs.append((row, col))
+    return pairs
+
+
+def default_id(start_time: float) -> str:
+    """``"<start time>-<6 random hex>"``: sortable, and unique across restarts without stored state."""
+    return f"{start_time:.6f}-{secrets.token_hex(3)}"
+
+
+@dataclass(slots=True)
+class _Track:
+    id: str
+    box: Box
+    score: float
+    top_score: float
+    first_seen: float
+    last_seen: float
+    current_zones: tuple[str, ...]
+    entered_zones: tuple[str, ...]
+    hits: int = 1
+    misses: int = 0
+    has_snapshot: bool = False
+    published: TrackedFace | None = None
+    published_at: float = 0.0
+
+    def observe(self, det: Detection, zones: tuple[str, ...], now: float) -> None:
+        self.box, self.score = det.box, det.score
+        self.top_score = max(self.top_score, det.score)
+        self.last_seen = now
+        self.hits += 1
+        self.misses = 0
+        self.current_zones = zones
+        self.entered_zones = merge_entered(self.entered_zones, zones)
+
+    def face(self, camera: str, *, end_time: float | None = None) -> TrackedFace:
+        x1, y1, x2, y2 = self.box
+        return TrackedFace(
+            id=self.id, camera=camera, box=self.box, score=self.score, top_score=self.top_score,
+            area=max(0.0, x2 - x1) * max(0.0, y2 - y1), current_zones=self.current_zones,
+            entered_zones=self.entered_zones, start_time=self.first_seen, end_time=end_time,
+            has_snapshot=self.has_snapshot,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerOutput:
+    """What one update produced.
+
+    Attributes:
+        faces: Announced faces still active (seen this frame or coasting through misses).
+        events: ``end`` events first, then ``update``, then ``new``.
+    """
+
+    faces: tuple[TrackedFace, ...]
+    events: tuple[FaceEvent, ...]
+
+
+class Tracker:
+    """Greedy IoU tracker for one camera.
+
+    Args:
+        config: Thresholds and ages.
+        camera: Camera name put into every face.
+        clock: Seconds (wall clock in the daemon); read once per update.
+        snapshot_zones: ``None``: snapshots off; ``()``: any announced face gets one; else only
+            faces inside one of these zones.
+        id_factory: Makes an id from the first-seen time (default :func:`default_id`).
+
+    Example:
+        >>> t = Tracker(TrackerConfig(min_hits=1), camera="door", clock=lambda: 100.0)
+        >>> [e.type for e in t.update([Detection((0, 0, 10, 10), 0.9)]).events]
+        ['new']
+    """
+
+    def __init__(
+        self,
+        config: TrackerConfig,
+        *,
+        camera: str,
+        clock: Callable[[], float] = time.time,
+        snapshot_zones: tuple[str, ...] | None = (),
+        id_factory: Callable[[float], str] = default_id,
+    ) -> None:
+        self.config = config
+        self.camera = camera
+        self._clock = clock
+        self._snapshot_zones = snapshot_zones
+        self._new_id = id_factory
+        self._tracks: list[_Track] = []
+
+    @property
+    def active(self) -> int:
+        """Number of announced faces not yet ended."""
+        return sum(1 for t in self._tracks if t.published is not None)
+
+    def update(self, detections: Sequence[Detection], zones: Sequence[tuple[str, ...]] | None = None) -> TrackerOutput:
+        """Feed one frame's detections (after filters).
+
+        Args:
+            detections: This frame's faces in frame pixels.
+            zones: Zones of each detection, same order; ``None`` means no zones.
+
+        Returns:
+            Active announced faces and the events this frame caused.
+        """
+        now = self._clock()
+        det_zones = list(zones) if zones is not None else [()] * len(detections)
+        if len(det_zones) != len(detections):
+            raise ValueError(f"zones has {len(det_zones)} entries for {len(detections)} detections")
+        boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
+        tracked = np.array([t.box for t in self._tracks], dtype=np.float64).reshape(-1, 4)
+        pairs = greedy_match(iou_matrix(tracked, boxes), self.config.iou_threshold)
+        matched_tracks = {row for row, _ in pairs}
+        matched_dets = {col for _, col in pairs}
+        for row, col in pairs:
+            self._tracks[row].observe(detections[col], tuple(det_zones[col]), now)
+        ends = self._age(matched_tracks, now)
+        for col, det in enumerate(detections):
+            if col not in matched_dets:
+                self._tracks.append(self._start(det, tuple(det_zones[col]), now))
+        updates, news = self._announce(now)
+        faces = tuple(t.face(self.camera) for t in self._tracks if t.published is not None)
+        return TrackerOutput(faces, tuple(ends + updates + news))
+
+    def end_all(self) -> tuple[FaceEvent, ...]:
+        """End every face now (detection switched off, shutdown); drops candidates."""
+        events = [self._end(t) for t in self._tracks if t.published is not None]
+        self._tracks = []
+        return tuple(events)
+
+    def _start(self, det: Detection, zones: tuple[str, ...], now: float) -> _Track:
+        return _Track(
+            id=self._new_id(now), box=det.box, score=det.score, top_score=det.score, first_seen=now,
+            last_seen=now, current_zones=zones, entered_zones=merge_entered((), zones),
+        )
+
+    def _age(self, matched: set[int], now: float) -> list[FaceEvent]:
+        """Count a miss for every unmatched track; drop candidates, end expired faces."""
+        cfg = self.config
+        kept: list[_Track] = []
+        ends: list[FaceEvent] = []
+        for index, track in enumerate(self._tracks):
+            if index in matched:
+                kept.append(track)
+                continue
+            track.misses += 1
+            if track.published is None:
+                continue
+            too_old = cfg.max_age_seconds > 0 and now - track.last_seen >= cfg.max_age_seconds
+            if track.misses >= cfg.max_age_frames or too_old:
+                ends.append(self._end(track))
+            else:
+                kept.append(track)
+        self._tracks = kept
+        return ends
+
+    def _end(self, track: _Track) -> FaceEvent:
+        # end_time is when the face was last seen, not when the tracker gave up on it.
+        after = track.face(self.camera, end_time=track.last_seen)
+        before = track.published if track.published is not None else after
+        return FaceEvent("end", before, after)
+
+    def _snapshot_worthy(self, track: _Track) -> bool:
+        wanted = self._snapshot_zones
+        if wanted is None:
+            return False
+        return not wanted or any(z in wanted for z in track.current_zones)
+
+    def _announce(self, now: float) -> tuple[list[FaceEvent], list[FaceEvent]]:
+        """``new`` for candidates reaching ``min_hits``; ``update`` for significant changes."""
+        updates: list[FaceEvent] = []
+        news: list[FaceEvent] = []
+        for track in self._tracks:
+            if track.misses:
+                continue
+            if track.published is None:
+                if track.hits >= self.config.min_hits:
+                    track.has_snapshot = self._snapshot_worthy(track)
+                    face = track.face(self.camera)
+                    news.append(FaceEvent("new", face, face))
+                    track.published, track.published_at = face, now
+                continue
+            if not track.has_snapshot and self._snapshot_worthy(track):
+                track.has_snapshot = True
+            event = self._maybe_update(track, now)
+            if event is not None:
+                updates.append(event)
+        return updates, news
+
+    def _maybe_update(self, track: _Track, now: float) -> FaceEvent | None:
+        before = track.published
+        assert before is not None
+        after = track.face(self.camera)
+        urgent = (
+            after.current_zones != before.current_zones
+            or after.entered_zones != before.entered_zones
+            or after.has_snapshot != before.has_snapshot
+        )
+        delta = self.config.score_delta
+        scored = after.top_score - before.top_score >= delta or abs(after.score - before.score) >= delta
+        if delta == 0:
+            scored = after.top_score != before.top_score or after.score != before.score
+        due = now - track.published_at >= self.config.update_interval
+        if not (urgent or (scored and due)):
+            return None
+        track.published, track.published_at = after, now
+        return FaceEvent("update", before, after)
