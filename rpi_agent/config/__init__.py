@@ -1,1 +1,171 @@
-"""Typed configuration tree."""
+"""The configuration tree: one typed, frozen, validated ``AppConfig`` loaded from TOML.
+
+Sections live beside this module (``camera.py``, ``mqtt.py``, ``app.py``) and follow the field
+convention of :mod:`rpi_agent.config.schema`. :func:`load_config` is the only entry point that
+touches the disk: it reads the file, applies overrides, validates, then checks what needs I/O
+(the model file) so every failure is one :class:`ConfigError` line naming the key.
+
+Example:
+    >>> cfg = load_config("config.toml", overrides={"cameras[0].source": "photos/"})  # doctest: +SKIP
+    >>> cfg.cameras[0].name  # doctest: +SKIP
+    'door'
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rpi_agent.config.app import DetectorConfig, LoggingConfig, PathsConfig
+from rpi_agent.config.camera import CameraConfig
+from rpi_agent.config.mqtt import MqttConfig
+from rpi_agent.config.schema import apply_override, load_section, to_dict
+from rpi_agent.errors import ConfigError, ModelError
+
+DEFAULT_PATHS = (Path("/etc/faceagent/config.toml"),)
+"""Where ``faceagent run`` looks when no ``--config`` is given (then the built-in defaults)."""
+
+__all__ = [
+    "AppConfig",
+    "CameraConfig",
+    "DetectorConfig",
+    "LoggingConfig",
+    "MqttConfig",
+    "PathsConfig",
+    "load_config",
+    "parse_config",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """The whole daemon configuration.
+
+    Attributes:
+        detector: Model and inference settings shared by every camera.
+        mqtt: Broker, topics, outbox and Home Assistant discovery.
+        cameras: One entry per camera (``[[cameras]]`` tables), names unique.
+        paths: Where state (the MQTT outbox) is kept.
+        logging: Log level and the periodic stats line.
+    """
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig, metadata={"doc": "face detector"})
+    mqtt: MqttConfig = field(default_factory=MqttConfig, metadata={"doc": "MQTT broker and topics"})
+    cameras: tuple[CameraConfig, ...] = field(
+        default=(CameraConfig(),), metadata={"doc": "cameras, each a [[cameras]] table", "min": 1, "max": 8}
+    )
+    paths: PathsConfig = field(default_factory=PathsConfig, metadata={"doc": "state directories"})
+    logging: LoggingConfig = field(default_factory=LoggingConfig, metadata={"doc": "log level, stats line"})
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for index, camera in enumerate(self.cameras):
+            if camera.name in seen:
+                raise ValueError(f"cameras[{index}].name: {camera.name!r} is used by another camera")
+            seen.add(camera.name)
+
+    def __repr__(self) -> str:
+        return f"AppConfig({self.redacted_json()})"
+
+    def redacted(self) -> dict[str, Any]:
+        """The tree as plain data with secrets replaced by ``***``: safe to log."""
+        return to_dict(self, redact=True)
+
+    def redacted_json(self) -> str:
+        return json.dumps(self.redacted(), sort_keys=False)
+
+    def camera(self, name: str) -> CameraConfig:
+        """The camera called ``name``.
+
+        Raises:
+            KeyError: No such camera.
+        """
+        for camera in self.cameras:
+            if camera.name == name:
+                return camera
+        raise KeyError(name)
+
+
+def parse_config(raw: Mapping[str, Any], *, overrides: Mapping[str, Any] | None = None) -> AppConfig:
+    """Validate a parsed TOML document (plus dotted overrides) into an :class:`AppConfig`.
+
+    No I/O: a missing model is checked by :func:`load_config`.
+
+    Raises:
+        ConfigError: The first problem found, naming its dotted key.
+    """
+    data = copy.deepcopy(dict(raw))
+    for key, value in (overrides or {}).items():
+        apply_override(data, key, value)
+    return load_section(AppConfig, data, path="")
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning every failure into one ConfigError line."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: config file not readable (permission denied)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: config file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
+
+
+def check_model(config: AppConfig) -> Path:
+    """The model file the detector will load; the one check that needs the disk.
+
+    Raises:
+        ConfigError: ``detector.model: ...`` when the file is missing or unreadable.
+    """
+    from rpi_agent.face_detector import resolve_model
+
+    if all(camera_uses_own_detector(c) for c in config.cameras):
+        return Path(config.detector.model)
+    try:
+        path = resolve_model(config.detector.model)
+    except ModelError as exc:
+        raise ConfigError(f"detector.model: {exc}") from None
+    if not path.is_file():
+        raise ConfigError(f"detector.model: {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"detector.model: {path} is not readable")
+    return path
+
+
+def camera_uses_own_detector(camera: CameraConfig) -> bool:
+    """Whether the camera's source detects faces itself (a K210 board), so needs no model."""
+    return camera.source.startswith("k210:")
+
+
+def load_config(
+    path: str | Path | None, *, overrides: Mapping[str, Any] | None = None, check_files: bool = True
+) -> AppConfig:
+    """Read, override, validate and check a config file.
+
+    Args:
+        path: The TOML file; ``None`` means the built-in defaults (plus overrides).
+        overrides: Dotted keys set after reading, e.g. ``{"cameras[0].source": "photos/"}``.
+        check_files: Also check that the model exists (what ``run`` and ``check-config`` do).
+
+    Raises:
+        ConfigError: One line naming the file or the key.
+    """
+    raw = read_toml(Path(path)) if path is not None else {}
+    config = parse_config(raw, overrides=overrides)
+    if check_files:
+        check_model(config)
+    return config

@@ -1,0 +1,58 @@
+"""Daemon-wide sections: detector, paths, logging."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rpi_agent.paths import cache_dir
+
+RESIZE_CHOICES = ("letterbox", "stretch")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SYSTEM_STATE_DIR = Path("/var/lib/faceagent")
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """The face detector every camera shares (one interpreter, frames taken in turn)."""
+
+    model: str = field(default="RFB-320", metadata={
+        "doc": "built model NAME (INT8), NAME:fp32, or a path to a .tflite file", "min": 1})
+    threads: int = field(default=1, metadata={"doc": "interpreter threads", "min": 1, "max": 8})
+    resize: str = field(default="letterbox", metadata={
+        "doc": "fit frames to the network input: letterbox (keep aspect) or stretch", "choices": RESIZE_CHOICES})
+    threshold: float = field(default=0.6, metadata={"doc": "minimum face score", "min": 0.0, "max": 0.99})
+    nms_iou: float = field(default=0.3, metadata={
+        "doc": "non-maximum suppression: drop a box overlapping a kept one by more than this", "min": 0.05,
+        "max": 1.0})
+
+
+@dataclass(frozen=True, slots=True)
+class PathsConfig:
+    """Writable places."""
+
+    state_dir: Path | None = field(default=None, metadata={
+        "doc": "state (MQTT outbox); default $STATE_DIRECTORY, else /var/lib/faceagent if writable, "
+               "else <cache>/state"})
+
+    def resolved_state_dir(self) -> Path:
+        """The state directory to use (systemd's ``StateDirectory=`` sets ``$STATE_DIRECTORY``)."""
+        if self.state_dir is not None:
+            return self.state_dir
+        env = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        if env:
+            return Path(env)
+        if SYSTEM_STATE_DIR.is_dir() and os.access(SYSTEM_STATE_DIR, os.W_OK):
+            return SYSTEM_STATE_DIR
+        return cache_dir() / "state"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """Log level and the periodic stats line."""
+
+    level: str = field(default="INFO", metadata={
+        "doc": "log level (the -v/-q options override it)", "choices": LOG_LEVELS})
+    stats_interval: float = field(default=60.0, metadata={
+        "doc": "seconds between stats lines in the log and on MQTT (0 = never)", "min": 0.0, "max": 86400.0})

@@ -1,0 +1,294 @@
+"""The daemon: builds every stage from the config, runs the main loop, shuts down in order.
+
+This is the only module that picks concrete adapters (sources, detector, MQTT and GPIO sinks).
+Threads: one reader per camera (see :mod:`rpi_agent.readers`) and paho's network thread; the
+pipelines and sinks run on the main thread. The relay is fail-secure: every exit path (signal,
+end of input, exception) closes the GPIO sinks, which leaves the relay LOCKED.
+
+Example:
+    >>> Daemon(load_config("config.toml"), gpio_factory="mock").run()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rpi_agent.config import AppConfig, CameraConfig, camera_uses_own_detector
+from rpi_agent.notify import Notifier
+from rpi_agent.readers import CameraReader, FrameMailbox
+from rpi_agent.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
+from rpi_agent.types import Frame, FrameResult
+
+log = logging.getLogger(__name__)
+
+LOOP_TIMEOUT = 0.25  # seconds the main loop waits for frames before doing its housekeeping
+STATUS_INTERVAL = 5.0
+ON_OFF = {"ON": True, "OFF": False}
+
+
+def is_live(spec: str) -> bool:
+    """Whether a source string is a live feed (drop stale frames) rather than a recording (play every frame)."""
+    if spec.startswith(("picamera", "k210:", "/dev/", "rtsp://", "rtsps://", "http://", "https://")):
+        return True
+    return spec.isdigit() or not Path(spec).expanduser().exists()
+
+
+class Daemon:
+    """Cameras → pipelines → sinks, supervised by systemd.
+
+    Args:
+        config: The validated configuration.
+        gpio_factory: gpiozero pin factory name (``"mock"`` off a Pi); ``None``: gpiozero's default.
+        max_frames: Stop after this many frames per camera (demos, tests).
+        notifier: systemd notifier; by default from the environment.
+    """
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        gpio_factory: str | None = None,
+        max_frames: int | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.gpio_factory = gpio_factory
+        self.max_frames = max_frames
+        self.notifier = notifier or Notifier.from_env()
+        self.stop_event = threading.Event()
+        self.mailbox = FrameMailbox([c.name for c in config.cameras])
+        self.stats = StatsWindow()
+        self.pipelines: dict[str, Any] = {}
+        self.gpio: dict[str, Any] = {}
+        self.mqtt: Any = None
+        self.readers: list[CameraReader] = []
+        self._last_frame: dict[str, Frame] = {}
+        self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._next_stats = 0.0
+        self._next_status = 0.0
+
+    # -- building -------------------------------------------------------------------------------
+    def _build_detector(self) -> Any:
+        if all(camera_uses_own_detector(c) for c in self.config.cameras):
+            return None
+        from rpi_agent.decoder import DecodeOptions
+        from rpi_agent.face_detector import FaceDetector
+
+        cfg = self.config.detector
+        detector = FaceDetector.from_model(
+            cfg.model, num_threads=cfg.threads, resize=cfg.resize,  # type: ignore[arg-type]
+            options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou),
+        )
+        log.info("detector %s (%dx%d input, %d thread(s), %s)", detector.detector.path,
+                 detector.detector.width, detector.detector.height, cfg.threads, cfg.resize)
+        return detector
+
+    def _build_gpio(self) -> None:
+        from rpi_agent.sinks.gpio import GpioSink
+
+        for camera in self.config.cameras:
+            if camera.gpio.enabled:
+                self.gpio[camera.name] = GpioSink(
+                    camera.gpio, camera=camera.name, pin_factory=self.gpio_factory, on_state=self._on_state
+                )
+
+    def _build_mqtt(self) -> None:
+        if not self.config.mqtt.enabled:
+            log.info("MQTT disabled in config: events are only logged")
+            return
+        from rpi_agent.sinks.mqtt import MqttSink
+
+        self.mqtt = MqttSink(
+            self.config.mqtt,
+            cameras=self.config.cameras,
+            on_command=self._on_command,
+            state_dir=self.config.paths.resolved_state_dir(),
+        )
+
+    def _build_cameras(self, detector: Any) -> None:
+        from rpi_agent.pipeline import Pipeline
+        from rpi_agent.sources import open_source
+
+        for camera in self.config.cameras:
+            self.pipelines[camera.name] = Pipeline(camera, detector)
+            source = open_source(camera.source, camera)
+            live = bool(getattr(source, "live", is_live(camera.source)))
+            self.readers.append(CameraReader(source, self.mailbox, live=live, max_frames=self.max_frames))
+
+    # -- callbacks from other threads -----------------------------------------------------------
+    def _on_state(self, camera: str, feature: str, value: str) -> None:
+        log.info("camera %s: %s %s", camera, feature, value)
+        if self.mqtt is not None:
+            self.mqtt.publish_state(camera, feature, value)
+
+    def _on_command(self, camera: str, feature: str, payload: str) -> str | None:
+        """Route an MQTT ``<camera>/<feature>/set`` command; returns the state to echo, or None to refuse.
+
+        Runs on paho's thread: it only flips a flag or queues work for the main loop.
+        """
+        value = payload.strip().upper()
+        if feature == "detect" and camera in self.pipelines and value in ON_OFF:
+            self.pipelines[camera].set_detect(ON_OFF[value])
+            log.info("camera %s: detection %s (MQTT command)", camera, value)
+            return value
+        if feature == "unlock" and value in ("ON", "UNLOCK", "PRESS", "1", ""):
+            return self._remote_unlock(camera)
+        log.warning("refused MQTT command %s/%s %r", camera, feature, payload[:40])
+        return None
+
+    def _remote_unlock(self, camera: str) -> str | None:
+        sink = self.gpio.get(camera)
+        cfg = self._camera_config(camera)
+        if sink is None or cfg is None or not cfg.gpio.allow_remote_unlock or cfg.gpio.relay_pin is None:
+            log.warning("camera %s: remote unlock refused (not enabled in config)", camera)
+            return None
+        seconds = cfg.gpio.relay_seconds
+        self._commands.put(lambda: sink.unlock(seconds))
+        log.info("camera %s: remote unlock for %.1f s (MQTT command)", camera, seconds)
+        return "UNLOCKED"
+
+    def _camera_config(self, name: str) -> CameraConfig | None:
+        try:
+            return self.config.camera(name)
+        except KeyError:
+            return None
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        self.stop_event.set()
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Build, run until a signal or the end of every source, then shut down in order.
+
+        Returns:
+            0 after a clean stop. Exceptions propagate after the shutdown (relay locked first).
+        """
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            self._start()
+            self._loop()
+        finally:
+            self._shutdown()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return 0
+
+    def _start(self) -> None:
+        # GPIO first, so the relay is held LOCKED before anything else can go wrong.
+        self._build_gpio()
+        self._build_mqtt()
+        detector = self._build_detector()
+        self._build_cameras(detector)
+        if self.mqtt is not None:
+            self.mqtt.start()
+        for reader in self.readers:
+            reader.start()
+        names = ", ".join(f"{c.name} ({c.source})" for c in self.config.cameras)
+        log.info("running: %s", names)
+        self.notifier.ready(status=f"running: {names}")
+        self.notifier.watchdog(force=True)
+        now = time.monotonic()
+        self._next_stats = now + self.config.logging.stats_interval
+        self._next_status = now + STATUS_INTERVAL
+
+    def _loop(self) -> None:
+        interval = self.notifier.watchdog_interval
+        timeout = min(LOOP_TIMEOUT, interval) if interval else LOOP_TIMEOUT
+        while not self.stop_event.is_set():
+            for frame in self.mailbox.take(timeout):
+                result = self.pipelines[frame.camera].step(frame)
+                self._publish(result)
+            self._run_commands()
+            self.notifier.watchdog()
+            self._housekeeping()
+            if self.mailbox.all_finished():
+                log.info("every source has ended")
+                break
+
+    def _publish(self, result: FrameResult, *, count: bool = True) -> None:
+        camera = result.frame.camera
+        self._last_frame[camera] = result.frame
+        if count:
+            self.stats.add(camera, result.ms, events=len(result.events))
+        for event in result.events:
+            log.log(logging.INFO if event.type != "update" else logging.DEBUG,
+                    "camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
+        gpio = self.gpio.get(camera)
+        if gpio is not None:
+            gpio.publish(result)
+        if self.mqtt is not None:
+            self.mqtt.publish(result)
+
+    def _run_commands(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            command()
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_status:
+            self._next_status = now + STATUS_INTERVAL
+            self.notifier.status(f"{self.stats.snapshot(reset=False)['fps']} fps, "
+                                 f"{self.stats.total_frames} frames, {self.stats.total_events} events")
+        interval = self.config.logging.stats_interval
+        if interval > 0 and now >= self._next_stats:
+            self._next_stats = now + interval
+            self.report_stats()
+
+    def report_stats(self) -> dict[str, object]:
+        """Log the stats line and publish the stats topic; returns what was reported."""
+        stats = self.stats.snapshot(reset=True)
+        stats["cpu_temp"] = cpu_temperature()
+        stats["dropped_frames"] = sum(s.dropped for s in self.mailbox.state.values())
+        stats["rss_mb"] = peak_rss_mb()
+        stats["frames_total"] = self.stats.total_frames
+        stats["events_total"] = self.stats.total_events
+        if self.mqtt is not None:
+            stats.update(self.mqtt.outbox_stats())
+        log.info("stats: %s", format_line(stats))
+        if self.mqtt is not None:
+            self.mqtt.publish_stats(stats)
+        return stats
+
+    # -- stopping -------------------------------------------------------------------------------
+    def _shutdown(self) -> None:
+        """Stop sources, end open faces, lock the relay, say ``stopped``, flush MQTT; each step guarded."""
+        self.notifier.stopping()
+        self.notifier.watchdog(force=True)
+        for reader in self.readers:
+            self._guard(f"stopping camera {reader.source.camera}", reader.stop)
+        self._guard("ending open faces", self._flush_pipelines)
+        for name, sink in self.gpio.items():
+            self._guard(f"closing GPIO of {name} (relay LOCKED)", sink.close)
+        self._guard("final stats", self.report_stats)
+        if self.mqtt is not None:
+            self._guard("closing MQTT", self.mqtt.close)
+        self.notifier.close()
+        log.info("stopped after %d frame(s), %d event(s)", self.stats.total_frames, self.stats.total_events)
+
+    def _flush_pipelines(self) -> None:
+        for name, pipeline in self.pipelines.items():
+            events = pipeline.end_all()
+            frame = self._last_frame.get(name)
+            if events and frame is not None:
+                log.info("camera %s: ending %d open face(s)", name, len(events))
+                self._publish(FrameResult(frame, (), events, {}), count=False)
+
+    @staticmethod
+    def _guard(what: str, step: Callable[[], object]) -> None:
+        # Shutdown must reach the relay and the broker even if an earlier step fails.
+        try:
+            step()
+        except Exception:
+            log.exception("shutdown: %s failed", what)

@@ -1,0 +1,85 @@
+"""Running statistics for the periodic stats line and MQTT stats topic."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections import defaultdict
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
+
+
+def cpu_temperature(path: Path = THERMAL_ZONE) -> float | None:
+    """CPU temperature in °C from the kernel's thermal zone (millidegrees), or ``None`` if unreadable."""
+    try:
+        return round(int(path.read_text().strip()) / 1000.0, 1)
+    except (OSError, ValueError):
+        return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux reports ru_maxrss in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+class StatsWindow:
+    """Frames and per-stage milliseconds since the last report, per camera.
+
+    Args:
+        clock: Monotonic clock, for tests.
+    """
+
+    def __init__(self, *, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._start = clock()
+        self._frames: dict[str, int] = defaultdict(int)
+        self._ms: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self.total_frames = 0
+        self.total_events = 0
+        self.last_fps = 0.0
+
+    def add(self, camera: str, ms: dict[str, float], *, events: int = 0) -> None:
+        """Count one processed frame and its stage timings."""
+        self._frames[camera] += 1
+        self.total_frames += 1
+        self.total_events += events
+        for stage, value in ms.items():
+            self._ms[camera][stage] += value
+
+    def elapsed(self) -> float:
+        return self._clock() - self._start
+
+    def snapshot(self, *, reset: bool) -> dict[str, object]:
+        """Stats since the last reset: ``{"fps", "cameras": {name: {"fps", "ms": {stage: mean}}}}``."""
+        elapsed = max(self.elapsed(), 1e-9)
+        cameras: dict[str, object] = {}
+        for camera, frames in self._frames.items():
+            means = {stage: round(total / frames, 2) for stage, total in self._ms[camera].items()}
+            cameras[camera] = {"fps": round(frames / elapsed, 2), "frames": frames, "ms": means}
+        fps = round(sum(self._frames.values()) / elapsed, 2)
+        self.last_fps = fps
+        if reset:
+            self._start = self._clock()
+            self._frames.clear()
+            self._ms.clear()
+        return {"fps": fps, "cameras": cameras}
+
+
+def format_line(stats: dict[str, object]) -> str:
+    """One human line for the journal: ``fps 9.8 | door 9.8 fps inference 61.2 ms ... | 48.3°C``."""
+    parts = [f"fps {stats.get('fps', 0)}"]
+    cameras = stats.get("cameras", {})
+    if isinstance(cameras, dict):
+        for name, cam in cameras.items():
+            stages = " ".join(f"{k} {v:.1f}ms" for k, v in cam.get("ms", {}).items())
+            parts.append(f"{name} {cam.get('fps', 0)} fps {stages}".rstrip())
+    if stats.get("cpu_temp") is not None:
+        parts.append(f"cpu {stats['cpu_temp']}°C")
+    for key in ("dropped_frames", "outbox_dropped", "outbox_pending"):
+        if stats.get(key):
+            parts.append(f"{key.replace('_', ' ')} {stats[key]}")
+    return " | ".join(parts)
