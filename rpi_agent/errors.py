@@ -31,3 +31,11 @@ class SourceError(FaceAgentError, OSError):
 
 class RuntimeMissingError(FaceAgentError, ImportError):
     """A required runtime library is not installed; the message says how to install it."""
+
+
+class DatasetError(FaceAgentError, ValueError):
+    """An evaluation data set (images, ground truth, predictions) is missing or malformed."""
+
+
+class ProtocolError(FaceAgentError, ValueError):
+    """A device sent a message that breaks its protocol (e.g. a malformed K210 serial line)."""

@@ -18,6 +18,7 @@ import sys
 from collections import Counter
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -54,7 +55,7 @@ def _input_hw(model: onnx.ModelProto) -> tuple[int, int]:
     return dims[2], dims[3]
 
 
-def _options(height: int, width: int, dump: Path) -> nncase.CompileOptions:
+def _options(height: int, width: int, dump: Path) -> Any:
     opts = nncase.CompileOptions()
     opts.target = "k210"
     opts.preprocess = True
@@ -123,7 +124,7 @@ def cmd_simulate(args: argparse.Namespace) -> dict[str, object]:
         for i in range(sim.outputs_size):
             outs[i].append(sim.get_output_tensor(i).to_numpy()[0].copy())
     arrays = {f"out{i}": np.stack(o) for i, o in enumerate(outs)}
-    np.savez(args.out, **arrays)
+    np.savez(args.out, **arrays)  # type: ignore[arg-type]
     return {"frames": int(frames.shape[0]), "outputs": {k: list(v.shape) for k, v in arrays.items()}}
 
 

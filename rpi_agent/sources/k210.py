@@ -1,0 +1,279 @@
+"""Faces detected by a K210 board (``k210/main.py``), read as JSON lines from a serial port.
+
+The board sends one line per camera frame, ``{"t": ms, "faces": [[x1, y1, x2, y2, score], ...]}``
+with boxes in its 320x240 frame, or ``{"t": ms, "error": "..."}`` when it has a problem. Lines
+that are not either (boot messages on the USB serial, noise, cut lines) are counted and
+skipped. A disconnected board (USB unplugged, reset) is reopened with exponential backoff.
+
+Example:
+    >>> with K210Source("/dev/ttyUSB0", baud=115200) as src:  # doctest: +SKIP
+    ...     for timestamp, faces in src:
+    ...         print(timestamp, faces)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from rpi_agent.errors import ConfigError, ProtocolError, SourceError
+from rpi_agent.types import Detection, Frame
+
+log = logging.getLogger(__name__)
+
+FRAME_WIDTH = 320
+FRAME_HEIGHT = 240
+MAX_LINE = 16384  # bytes; a longer run without a newline is noise, not a frame
+BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1500000)
+
+
+@dataclass(slots=True)
+class K210Counters:
+    """What the source has seen since it was created.
+
+    Attributes:
+        lines: Complete lines received.
+        frames: Valid frame lines (with or without faces).
+        malformed: Lines skipped as not valid (garbage, cut, out of range).
+        board_errors: ``{"error": ...}`` lines the board sent.
+        reconnects: Times the port was reopened after a failure.
+    """
+
+    lines: int = 0
+    frames: int = 0
+    malformed: int = 0
+    board_errors: int = 0
+    reconnects: int = 0
+
+
+def _face(item: Any, width: int, height: int) -> Detection:
+    if not isinstance(item, list) or len(item) != 5:
+        raise ProtocolError("a face must be [x1, y1, x2, y2, score]")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in item):
+        raise ProtocolError("face values must be finite numbers")
+    x1, y1, x2, y2, score = (float(v) for v in item)
+    if not (0.0 <= x1 <= x2 <= width and 0.0 <= y1 <= y2 <= height):
+        raise ProtocolError(f"box {item[:4]} outside the {width}x{height} frame")
+    if not 0.0 <= score <= 1.0:
+        raise ProtocolError(f"score {score} outside [0, 1]")
+    return Detection((x1, y1, x2, y2), score)
+
+
+def parse_line(line: bytes, *, width: int = FRAME_WIDTH, height: int = FRAME_HEIGHT) -> list[Detection] | str:
+    """Decode one board line.
+
+    Returns:
+        The faces of a frame line, or the message of an error line.
+
+    Raises:
+        ProtocolError: Anything else.
+    """
+    try:
+        msg = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"not JSON ({exc})") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError("not a JSON object")
+    if isinstance(msg.get("error"), str):
+        return msg["error"]
+    faces = msg.get("faces")
+    if not isinstance(faces, list):
+        raise ProtocolError('no "faces" list')
+    return [_face(item, width, height) for item in faces]
+
+
+def parse_spec(spec: str) -> tuple[str, int]:
+    """``k210:/dev/ttyUSB0[?baud=115200]`` → ``("/dev/ttyUSB0", 115200)``.
+
+    Raises:
+        ConfigError: Not a k210 spec, no port, or a bad baud rate.
+    """
+    if not spec.startswith("k210:"):
+        raise ConfigError(f"not a K210 source: {spec!r} (expected k210:/dev/ttyUSB0[?baud=115200])")
+    port, _, query = spec[len("k210:"):].partition("?")
+    if not port:
+        raise ConfigError(f"{spec!r}: missing serial port, e.g. k210:/dev/ttyUSB0")
+    params = parse_qs(query, keep_blank_values=True, strict_parsing=False)
+    unknown = set(params) - {"baud"}
+    if unknown:
+        raise ConfigError(f"{spec!r}: unknown option(s) {', '.join(sorted(unknown))}; only baud is known")
+    baud_text = params.get("baud", ["115200"])[-1]
+    if not baud_text.isdigit() or int(baud_text) not in BAUDS:
+        raise ConfigError(f"{spec!r}: baud must be one of {', '.join(map(str, BAUDS))}")
+    return port, int(baud_text)
+
+
+def _open_pyserial(port: str, baud: int, timeout: float) -> Any:
+    try:
+        import serial
+    except ImportError:
+        raise SourceError("pyserial is not installed: pip install pyserial") from None
+    return serial.Serial(port, baud, timeout=timeout)
+
+
+class K210Source:
+    """Detections from a K210 board on a serial port.
+
+    Iterating yields ``(timestamp, faces)`` per board frame: the host's wall-clock time the
+    line arrived, and the faces in the board's frame pixels. :meth:`frames` yields the same as
+    :class:`rpi_agent.types.Frame` objects (``rgb=None``, ``detections`` filled) for the
+    pipeline. Both end when :meth:`close` is called, from any thread.
+
+    Args:
+        port: Serial device, e.g. ``/dev/ttyUSB0`` (a stable ``/dev/serial/by-id/...`` link
+            survives re-plugging).
+        baud: Baud rate the board's script sends at.
+        camera: Camera name put in frames.
+        width: Width of the board's frame (coordinate space of the boxes).
+        height: Height of the board's frame.
+        read_timeout: Seconds a read waits, which bounds how late ``close()`` is noticed.
+        backoff: Seconds before the first reopen attempt after a failure; doubles each time.
+        backoff_max: Upper bound of the reopen delay.
+        opener: ``(port, baud, timeout) -> serial-like`` (pyserial's ``Serial`` by default).
+    """
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baud: int = 115200,
+        camera: str = "k210",
+        width: int = FRAME_WIDTH,
+        height: int = FRAME_HEIGHT,
+        read_timeout: float = 0.5,
+        backoff: float = 0.5,
+        backoff_max: float = 10.0,
+        opener: Callable[[str, int, float], Any] | None = None,
+    ) -> None:
+        self.port = port
+        self.baud = baud
+        self.camera = camera
+        self.width = width
+        self.height = height
+        self.read_timeout = read_timeout
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.counters = K210Counters()
+        self._opener = opener or _open_pyserial
+        self._serial: Any = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, spec: str, *, camera: str = "k210") -> K210Source:
+        """Build from a ``k210:/dev/ttyUSB0[?baud=115200]`` source string."""
+        port, baud = parse_spec(spec)
+        return cls(port, baud=baud, camera=camera)
+
+    def __enter__(self) -> K210Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[tuple[float, list[Detection]]]:
+        return self.detections()
+
+    def detections(self) -> Iterator[tuple[float, list[Detection]]]:
+        """``(timestamp, faces)`` per valid frame line, until :meth:`close`."""
+        for line in self._lines():
+            stamp = time.time()
+            try:
+                result = parse_line(line, width=self.width, height=self.height)
+            except ProtocolError as exc:
+                self.counters.malformed += 1
+                log.debug("%s: skipped line (%s): %r", self.port, exc, line[:80])
+                continue
+            if isinstance(result, str):
+                self.counters.board_errors += 1
+                log.warning("%s: board reports: %s", self.port, result)
+                continue
+            self.counters.frames += 1
+            yield stamp, result
+
+    def frames(self) -> Iterator[Frame]:
+        """The detections as pipeline frames (no pixels)."""
+        for index, (stamp, faces) in enumerate(self.detections()):
+            yield Frame(self.camera, index, stamp, None, self.width, self.height, tuple(faces))
+
+    def close(self) -> None:
+        """Stop iterating and release the port; idempotent, callable from another thread."""
+        self._stop.set()
+        self._drop()
+
+    def _drop(self) -> None:
+        with self._lock:
+            ser, self._serial = self._serial, None
+        if ser is not None:
+            try:
+                ser.close()
+            except OSError as exc:
+                log.debug("%s: error closing: %s", self.port, exc)
+
+    def _connect(self) -> bool:
+        try:
+            ser = self._opener(self.port, self.baud, self.read_timeout)
+        except PermissionError:
+            raise SourceError(f"{self.port}: permission denied (add the user to the dialout group)") from None
+        except OSError as exc:
+            log.warning("%s: cannot open (%s); retrying", self.port, exc)
+            return False
+        with self._lock:
+            self._serial = ser
+        log.info("%s: connected at %d baud", self.port, self.baud)
+        return True
+
+    def _read(self) -> bytes | None:
+        """Bytes from the port (possibly none on timeout); ``None`` after a failure."""
+        ser = self._serial
+        if ser is None:
+            return None
+        try:
+            return bytes(ser.read(ser.in_waiting or 1))
+        except (OSError, TypeError, AttributeError) as exc:
+            # pyserial raises SerialException (an OSError) on unplug, and TypeError or
+            # AttributeError when close() from another thread races with a read.
+            if not self._stop.is_set():
+                log.warning("%s: disconnected (%s); reconnecting", self.port, exc)
+            self._drop()
+            return None
+
+    def _lines(self) -> Iterator[bytes]:
+        buf = bytearray()
+        delay = self.backoff
+        connected_once = False
+        while not self._stop.is_set():
+            if self._serial is None:
+                if not self._connect():
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, self.backoff_max)
+                    continue
+                if connected_once:
+                    self.counters.reconnects += 1
+                connected_once = True
+                delay = self.backoff
+                buf.clear()  # a line cut by the disconnect is not worth a malformed count
+            chunk = self._read()
+            if not chunk:
+                continue
+            buf += chunk
+            yield from self._split(buf)
+
+    def _split(self, buf: bytearray) -> Iterator[bytes]:
+        while (end := buf.find(b"\n")) >= 0:
+            line = bytes(buf[:end]).strip()
+            del buf[: end + 1]
+            if line:
+                self.counters.lines += 1
+                yield line
+        if len(buf) > MAX_LINE:
+            self.counters.malformed += 1
+            log.debug("%s: %d bytes without a newline dropped", self.port, len(buf))
+            buf.clear()
