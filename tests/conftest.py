@@ -11,6 +11,9 @@ from rpi_agent.paths import REPO_ROOT, shared_dir
 
 os.environ.setdefault("FACEAGENT_CACHE_DIR", str(REPO_ROOT / ".cache"))
 
+# Real-Mosquitto fixtures (broker, subscribers, MQTT sinks): tests/broker_fixtures.py.
+pytest_plugins = ["broker_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def shared() -> Path:

@@ -1,0 +1,107 @@
+"""Bookkeeping between the outbox and the MQTT client: what is in flight, what may go next.
+
+The sink hands outbox entries to the client in ``seq`` order, at most ``window`` unacknowledged
+at a time, and only while connected. After a reconnect the client first re-sends what it still
+holds; new entries wait until those are acknowledged (``draining``), which keeps the order.
+No MQTT library here: message ids (``mid``) are plain ints.
+
+Example:
+    >>> d = Delivery(window=2)
+    >>> d.connected()
+    >>> d.room()
+    2
+    >>> d.sent(mid=7, seq=1)
+    False
+    >>> d.acked(7)
+    1
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+EARLY_ACK_TTL = 30.0
+"""An acknowledgement may arrive before the sender has recorded the mid; it is kept this long."""
+
+
+class Delivery:
+    """Thread-safe in-flight table (mid → outbox seq) and the hand-over window."""
+
+    def __init__(self, *, window: int) -> None:
+        self.window = window
+        self._lock = threading.Lock()
+        self._inflight: dict[int, int] = {}
+        self._early: dict[int, float] = {}
+        self._handed = 0
+        self._connected = False
+        self._draining = False
+
+    @property
+    def handed(self) -> int:
+        """Highest outbox seq given to the client since the last :meth:`reset`."""
+        with self._lock:
+            return self._handed
+
+    @property
+    def inflight(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    @property
+    def is_connected(self) -> bool:
+        with self._lock:
+            return self._connected
+
+    def room(self) -> int:
+        """How many more entries may be handed over now (0 while offline or draining)."""
+        with self._lock:
+            if not self._connected or self._draining:
+                return 0
+            return max(0, self.window - len(self._inflight))
+
+    def sent(self, *, mid: int, seq: int) -> bool:
+        """Record that entry ``seq`` went out as ``mid``.
+
+        Returns:
+            True if its acknowledgement already came in (the entry can be removed now).
+        """
+        with self._lock:
+            self._handed = max(self._handed, seq)
+            stamp = self._early.pop(mid, None)
+            if stamp is not None and time.monotonic() - stamp < EARLY_ACK_TTL:
+                return True
+            self._inflight[mid] = seq
+            return False
+
+    def acked(self, mid: int) -> int | None:
+        """The outbox seq acknowledged by ``mid``, or ``None`` if it is not an outbox message (yet)."""
+        now = time.monotonic()
+        with self._lock:
+            seq = self._inflight.pop(mid, None)
+            if seq is None:
+                self._early[mid] = now
+                if len(self._early) > 256:
+                    self._early = {m: t for m, t in self._early.items() if now - t < EARLY_ACK_TTL}
+                return None
+            if self._draining and not self._inflight:
+                self._draining = False
+            return seq
+
+    def connected(self) -> None:
+        """The session is up; what the client still holds goes first."""
+        with self._lock:
+            self._connected = True
+            self._draining = bool(self._inflight)
+
+    def disconnected(self) -> None:
+        with self._lock:
+            self._connected = False
+
+    def reset(self) -> None:
+        """Forget everything in flight (a new client object holds nothing): replay from the outbox."""
+        with self._lock:
+            self._inflight.clear()
+            self._early.clear()
+            self._handed = 0
+            self._draining = False
