@@ -1,0 +1,121 @@
+"""A folder (or a single file) of images played as a camera, for demos and tests."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from rpi_agent.errors import ImageError, SourceError
+from rpi_agent.images import IMAGE_SUFFIXES, load_rgb
+from rpi_agent.sources.common import ENDED, ONLINE, Pacer, SourceStatus, StateCallback, orient
+from rpi_agent.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+def natural_key(path: Path) -> tuple[object, ...]:
+    """Sort key putting ``2.jpg`` before ``10.jpg``: digit runs compare as numbers."""
+    parts = re.split(r"(\d+)", path.name)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts if p)
+
+
+def list_images(path: Path) -> list[Path]:
+    """The images of a folder (not its sub-folders) in natural order, or the one image file given.
+
+    Raises:
+        SourceError: The path is missing, or the folder holds no images.
+    """
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise SourceError(f"{path}: no such image folder or file")
+    found = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                   key=natural_key)
+    if not found:
+        raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return found
+
+
+class ImageFolderSource:
+    """Plays the images of a folder in natural order at a set rate, optionally looping.
+
+    An unreadable image is logged and skipped. Boxes are in the pixels of each image, so images of
+    different sizes may be mixed.
+
+    Args:
+        path: A folder of images, or one image file.
+        camera: Camera name put on every frame.
+        fps: Frames per second; 0 plays as fast as the consumer takes them.
+        loop: Start again after the last image.
+        rotation: Clockwise degrees applied to every image.
+        hflip: Mirror left-right.
+        vflip: Mirror top-bottom.
+        on_state: Status callback (``ONLINE``, ``ENDED``).
+
+    Example:
+        >>> src = ImageFolderSource("photos/", camera="demo", fps=2)  # doctest: +SKIP
+        >>> for frame in src.frames(): ...  # doctest: +SKIP
+    """
+
+    live = False
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        camera: str,
+        fps: float = 0.0,
+        loop: bool = False,
+        rotation: int = 0,
+        hflip: bool = False,
+        vflip: bool = False,
+        on_state: StateCallback | None = None,
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.paths = list_images(self.path)
+        self.camera = camera
+        self.fps = fps
+        self.loop = loop
+        self._orient = {"rotation": rotation, "hflip": hflip, "vflip": vflip}
+        self._stop = threading.Event()
+        self._status = SourceStatus(camera, on_state)
+
+    def frames(self) -> Iterator[Frame]:
+        """Frames in order; returns at the end (unless looping), or once closed."""
+        pacer = Pacer(self.fps, self._stop)
+        index = 0
+        self._status.set(ONLINE)
+        log.info("camera %s: playing %d image(s) from %s at %s fps%s", self.camera, len(self.paths), self.path,
+                 self.fps or "full", ", looping" if self.loop else "")
+        while not self._stop.is_set():
+            played = 0
+            for path in self.paths:
+                rgb = self._load(path)
+                if rgb is None:
+                    continue
+                if not pacer.wait():
+                    return
+                played += 1
+                height, width = rgb.shape[:2]
+                yield Frame(self.camera, index, time.time(), rgb, width, height)
+                index += 1
+            if not self.loop or played == 0:
+                break
+        self._status.set(ENDED)
+
+    def _load(self, path: Path) -> np.ndarray | None:
+        try:
+            return orient(load_rgb(path), **self._orient)  # type: ignore[arg-type]
+        except ImageError as exc:
+            log.warning("camera %s: skipping %s", self.camera, exc)
+            return None
+
+    def close(self) -> None:
+        """Stop ``frames()`` (also from another thread); idempotent."""
+        self._stop.set()
