@@ -20,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rpi_agent import __version__
 from rpi_agent.config import AppConfig, CameraConfig, camera_uses_own_detector
+from rpi_agent.errors import ConfigError
 from rpi_agent.notify import Notifier
 from rpi_agent.readers import CameraReader, FrameMailbox
 from rpi_agent.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
@@ -73,6 +75,8 @@ class Daemon:
         self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._next_stats = 0.0
         self._next_status = 0.0
+        stats_every = config.logging.stats_interval
+        self._status_every = min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL
 
     # -- building -------------------------------------------------------------------------------
     def _build_detector(self) -> Any:
@@ -91,9 +95,12 @@ class Daemon:
         return detector
 
     def _build_gpio(self) -> None:
+        wired = [c for c in self.config.cameras if c.gpio.enabled]
+        if not wired:
+            return
         from rpi_agent.sinks.gpio import GpioSink
 
-        for camera in self.config.cameras:
+        for camera in wired:
             if camera.gpio.enabled:
                 self.gpio[camera.name] = GpioSink(
                     camera.gpio, camera=camera.name, pin_factory=self.gpio_factory, on_state=self._on_state
@@ -105,20 +112,30 @@ class Daemon:
             return
         from rpi_agent.sinks.mqtt import MqttSink
 
+        cameras = self.config.cameras
+        state_dir = self.config.paths.resolved_state_dir()
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"paths.state_dir: cannot create {state_dir}: {exc.strerror or exc}") from None
         self.mqtt = MqttSink(
             self.config.mqtt,
-            cameras=self.config.cameras,
+            cameras=[c.name for c in cameras],
+            outbox_dir=state_dir,
             on_command=self._on_command,
-            state_dir=self.config.paths.resolved_state_dir(),
+            sw_version=__version__,
+            snapshots={c.name: c.snapshot for c in cameras},
+            remote_unlock=[c.name for c in cameras if c.gpio.allow_remote_unlock and c.gpio.relay_pin is not None],
         )
 
     def _build_cameras(self, detector: Any) -> None:
         from rpi_agent.pipeline import Pipeline
-        from rpi_agent.sources import open_source
+        from rpi_agent.sources import DEFAULT_LORES, open_source
 
+        lores = (detector.detector.width, detector.detector.height) if detector is not None else DEFAULT_LORES
         for camera in self.config.cameras:
             self.pipelines[camera.name] = Pipeline(camera, detector)
-            source = open_source(camera.source, camera)
+            source = open_source(camera.source, camera, lores_size=lores, on_state=self._on_state)
             live = bool(getattr(source, "live", is_live(camera.source)))
             self.readers.append(CameraReader(source, self.mailbox, live=live, max_frames=self.max_frames))
 
@@ -129,30 +146,36 @@ class Daemon:
             self.mqtt.publish_state(camera, feature, value)
 
     def _on_command(self, camera: str, feature: str, payload: str) -> str | None:
-        """Route an MQTT ``<camera>/<feature>/set`` command; returns the state to echo, or None to refuse.
+        """Route a checked MQTT ``<camera>/<feature>/set`` command; returns the state to echo, or None.
 
-        Runs on paho's thread: it only flips a flag or queues work for the main loop.
+        Runs on paho's thread: it only flips a flag or queues work for the main loop. The sink has
+        already checked the payload (``detect``: ON/OFF; ``unlock``: ON or seconds) and that remote
+        unlock is enabled for the camera; the GPIO side is checked again here.
         """
         value = payload.strip().upper()
         if feature == "detect" and camera in self.pipelines and value in ON_OFF:
             self.pipelines[camera].set_detect(ON_OFF[value])
             log.info("camera %s: detection %s (MQTT command)", camera, value)
             return value
-        if feature == "unlock" and value in ("ON", "UNLOCK", "PRESS", "1", ""):
-            return self._remote_unlock(camera)
+        if feature == "unlock":
+            return self._remote_unlock(camera, value)
         log.warning("refused MQTT command %s/%s %r", camera, feature, payload[:40])
         return None
 
-    def _remote_unlock(self, camera: str) -> str | None:
+    def _remote_unlock(self, camera: str, value: str) -> str | None:
         sink = self.gpio.get(camera)
         cfg = self._camera_config(camera)
         if sink is None or cfg is None or not cfg.gpio.allow_remote_unlock or cfg.gpio.relay_pin is None:
             log.warning("camera %s: remote unlock refused (not enabled in config)", camera)
             return None
-        seconds = cfg.gpio.relay_seconds
+        try:
+            seconds = cfg.gpio.relay_seconds if value == "ON" else float(value)
+        except ValueError:
+            log.warning("camera %s: remote unlock refused: bad duration %r", camera, value[:40])
+            return None
         self._commands.put(lambda: sink.unlock(seconds))
         log.info("camera %s: remote unlock for %.1f s (MQTT command)", camera, seconds)
-        return "UNLOCKED"
+        return None  # the relay reports UNLOCKED/LOCKED itself on <camera>/relay/state
 
     def _camera_config(self, name: str) -> CameraConfig | None:
         try:
@@ -197,7 +220,7 @@ class Daemon:
         self.notifier.watchdog(force=True)
         now = time.monotonic()
         self._next_stats = now + self.config.logging.stats_interval
-        self._next_status = now + STATUS_INTERVAL
+        self._next_status = now + self._status_every
 
     def _loop(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -238,7 +261,7 @@ class Daemon:
     def _housekeeping(self) -> None:
         now = time.monotonic()
         if now >= self._next_status:
-            self._next_status = now + STATUS_INTERVAL
+            self._next_status = now + self._status_every
             self.notifier.status(f"{self.stats.snapshot(reset=False)['fps']} fps, "
                                  f"{self.stats.total_frames} frames, {self.stats.total_events} events")
         interval = self.config.logging.stats_interval
@@ -255,7 +278,8 @@ class Daemon:
         stats["frames_total"] = self.stats.total_frames
         stats["events_total"] = self.stats.total_events
         if self.mqtt is not None:
-            stats.update(self.mqtt.outbox_stats())
+            mqtt_stats = self.mqtt.stats()
+            stats.update({k: mqtt_stats[k] for k in ("outbox_waiting", "outbox_dropped") if k in mqtt_stats})
         log.info("stats: %s", format_line(stats))
         if self.mqtt is not None:
             self.mqtt.publish_stats(stats)

@@ -79,7 +79,7 @@ def format_line(stats: dict[str, object]) -> str:
             parts.append(f"{name} {cam.get('fps', 0)} fps {stages}".rstrip())
     if stats.get("cpu_temp") is not None:
         parts.append(f"cpu {stats['cpu_temp']}°C")
-    for key in ("dropped_frames", "outbox_dropped", "outbox_pending"):
+    for key in ("dropped_frames", "outbox_waiting", "outbox_dropped"):
         if stats.get(key):
             parts.append(f"{key.replace('_', ' ')} {stats[key]}")
     return " | ".join(parts)
