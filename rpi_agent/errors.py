@@ -39,3 +39,7 @@ class DatasetError(FaceAgentError, ValueError):
 
 class ProtocolError(FaceAgentError, ValueError):
     """A device sent a message that breaks its protocol (e.g. a malformed K210 serial line)."""
+
+
+class GpioError(FaceAgentError, OSError):
+    """GPIO pins cannot be claimed (no pin factory, pin busy, not a Raspberry Pi)."""
