@@ -9,9 +9,7 @@ duplicates by the event ``id`` plus ``type``.
 Example:
     >>> sink = MqttSink(config.mqtt, cameras=["door"], outbox_dir=state, on_command=handle,
     ...                 sw_version="0.1.0")  # doctest: +SKIP
-    >>> sink.start()  # doctest: +SKIP
-    >>> sink.publish(result)  # doctest: +SKIP
-    >>> sink.close()  # doctest: +SKIP
+    >>> sink.start(); sink.publish(result); sink.close()  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.config.mqtt import MqttConfig
 from rpi_agent.errors import ConfigError
 from rpi_agent.secrets import read_secret
-from rpi_agent.sinks.connection import default_client_id, describe_connect_error, refusal_hint
+from rpi_agent.sinks.connection import check_tls_files, default_client_id, describe_connect_error, refusal_hint
 from rpi_agent.sinks.delivery import Delivery
 from rpi_agent.sinks.discovery import discovery_messages
 from rpi_agent.sinks.outbox import Outbox, OutboxError
@@ -87,9 +85,8 @@ class MqttSink:
         self._sw_version = sw_version
         self._snapshots = dict(snapshots or {})
         self._remote_unlock = frozenset(remote_unlock)
-        self._password = read_secret(
-            credential=config.password_credential, env_var=config.password_env, inline=config.password
-        )
+        self._password = read_secret(credential=config.password_credential, env_var=config.password_env,
+                                     inline=config.password)
         self._protocol = mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311
         try:
             self.outbox = Outbox(outbox_dir / OUTBOX_FILE, max_messages=config.outbox.max_messages,
@@ -106,9 +103,9 @@ class MqttSink:
         self._last_error = ""
         self._fallback = False
         self._up = threading.Event()
+        self._sub_mid: int | None = None
         self._had_session = False
-        self.reconnects = 0
-        self.refused = 0
+        self.reconnects = self.refused = 0
         self._client = self._make_client()
 
 
@@ -128,6 +125,7 @@ class MqttSink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         properties = None
         if v5:
             properties = Properties(PacketTypes.CONNECT)
@@ -139,6 +137,7 @@ class MqttSink:
 
     def _set_tls(self, client: mqtt.Client) -> None:
         cfg = self.config
+        check_tls_files(cfg)
         try:
             client.tls_set(
                 ca_certs=str(cfg.tls_ca_certs) if cfg.tls_ca_certs else None,
@@ -147,8 +146,7 @@ class MqttSink:
                 cert_reqs=ssl.CERT_REQUIRED,
             )
         except (OSError, ssl.SSLError, ValueError) as exc:
-            key = "mqtt.tls_ca_certs" if cfg.tls_client_cert is None else "mqtt.tls_client_cert"
-            raise ConfigError(f"{key}: cannot load TLS files: {exc}") from None
+            raise ConfigError(f"mqtt.tls_ca_certs: cannot load the TLS files: {exc}") from None
         client.tls_insecure_set(cfg.tls_insecure)
 
     def start(self) -> None:
@@ -165,7 +163,7 @@ class MqttSink:
         return self._delivery.is_connected
 
     def wait_connected(self, timeout: float) -> bool:
-        """Block until connected or ``timeout`` seconds pass; returns whether connected."""
+        """Block until connected and subscribed, or ``timeout`` seconds pass; returns whether ready."""
         return self._up.wait(timeout)
 
     def close(self) -> None:
@@ -258,10 +256,11 @@ class MqttSink:
                         "5" if self._protocol == mqtt.MQTTv5 else "3.1.1")
         self._last_error = ""
         self.reconnects += 1
-        for camera in self.cameras:
-            client.subscribe(self.topics.command_filter(camera), qos=0)
+        # QoS 0 for commands: a stale unlock must not be queued by the broker while we are away.
+        subs = [(self.topics.command_filter(camera), 0) for camera in self.cameras]
         if self.config.home_assistant.enabled:
-            client.subscribe(self.config.home_assistant.status_topic, qos=1)
+            subs.append((self.config.home_assistant.status_topic, 1))
+        self._sub_mid = client.subscribe(subs)[1] if subs else None
         client.publish(self.topics.available, "online", qos=1, retain=True)
         self._announce(client)
         with self._lock:
@@ -270,7 +269,12 @@ class MqttSink:
             client.publish(topic, payload, qos=1, retain=True)
         self._delivery.connected()
         self._had_session = True
-        self._up.set()
+        if self._sub_mid is None:
+            self._up.set()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+        if mid == self._sub_mid:
+            self._up.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         was_connected = self._delivery.is_connected
@@ -354,7 +358,6 @@ class MqttSink:
         except OutboxError as exc:
             logger.error("MQTT: %s", exc)
 
-
     def publish(self, result: FrameResult) -> None:
         """Queue the frame's events (outbox, QoS 1), update the face count and the snapshot."""
         camera = result.frame.camera
@@ -369,9 +372,7 @@ class MqttSink:
         if self._counts.get(camera) != count:
             self._counts[camera] = count
             self._set_retained(self.topics.faces(camera), str(count).encode())
-        policy = self._snapshots.get(camera, SnapshotConfig())
-        jpeg = snapshot_for(result, enabled=policy.enabled, zones=policy.zones, crop=policy.crop,
-                            quality=policy.quality)
+        jpeg = snapshot_for(result, self._snapshots.get(camera, SnapshotConfig()))
         if jpeg is not None:
             self._set_retained(self.topics.snapshot(camera), jpeg)
         self._pump()

@@ -12,6 +12,7 @@ from collections.abc import Collection
 
 import numpy as np
 
+from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.types import FaceEvent, Frame, FrameResult, TrackedFace
 
 CROP_MARGIN = 0.4
@@ -69,13 +70,11 @@ def encode_snapshot(frame: Frame, face: TrackedFace, *, crop: bool, quality: int
     return buf.tobytes() if ok else None
 
 
-def snapshot_for(
-    result: FrameResult, *, enabled: bool, zones: Collection[str], crop: bool, quality: int
-) -> bytes | None:
+def snapshot_for(result: FrameResult, policy: SnapshotConfig) -> bytes | None:
     """The JPEG to publish for this frame, if any: for the last event that wants one."""
-    if not enabled:
+    if not policy.enabled:
         return None
     for event in reversed(result.events):
-        if wants_snapshot(event, zones=zones):
-            return encode_snapshot(result.frame, event.after, crop=crop, quality=quality)
+        if wants_snapshot(event, zones=policy.zones):
+            return encode_snapshot(result.frame, event.after, crop=policy.crop, quality=policy.quality)
     return None
