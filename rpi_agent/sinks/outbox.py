@@ -75,17 +75,43 @@ class Outbox:
         self.path = path
         self.max_messages = max_messages
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db: sqlite3.Connection | None = sqlite3.connect(
-                str(path), check_same_thread=False, isolation_level=None, timeout=5.0
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={sync.upper()}")
-            self._db.executescript(SCHEMA)
+            try:
+                self._db = self._open(path, sync)
+            except sqlite3.DatabaseError as exc:
+                self._db = self._open(self._set_aside(path, exc), sync)
+            self._count = self._scalar("SELECT COUNT(*) FROM outbox")
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"outbox {path}: cannot open: {exc}") from None
-        self._count = self._scalar("SELECT COUNT(*) FROM outbox")
+
+    @staticmethod
+    def _open(path: Path, sync: str) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=5.0)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={sync.upper()}")
+            db.executescript(SCHEMA)
+            db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _set_aside(path: Path, exc: sqlite3.Error) -> Path:
+        """Move a damaged file out of the way: a daemon that cannot start loses more than this file."""
+        if isinstance(exc, sqlite3.OperationalError):
+            raise exc  # locked or unreadable, not damaged: do not touch it
+        aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+        path.replace(aside)
+        for suffix in ("-wal", "-shm"):
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                side.replace(aside.with_name(aside.name + suffix))
+        logger.error("outbox %s is damaged (%s): moved it to %s and started an empty one", path, exc, aside)
+        return path
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
