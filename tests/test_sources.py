@@ -188,11 +188,13 @@ def test_image_folder_paced_source_stops_when_closed(folder: Path) -> None:
     got: list[Frame] = []
     worker = threading.Thread(target=lambda: got.extend(src.frames()))
     worker.start()
-    time.sleep(0.3)
-    src.close()
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    src.close()  # while the source waits for the second frame's slot, 2 s after the first
     worker.join(timeout=5)
     assert not worker.is_alive()
-    assert len(got) == 1  # the first frame is due at once, the second 2 s later
+    assert len(got) == 1
 
 
 def test_empty_or_missing_folder(tmp_path: Path) -> None:
