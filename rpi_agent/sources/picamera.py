@@ -229,7 +229,7 @@ class PicameraSource:
                         self._start()
                         self._status.set(ONLINE)
                     rgb, snap = self._capture()
-                except (RuntimeError, OSError) as exc:
+                except (RuntimeError, OSError, IndexError) as exc:  # IndexError: no camera with that number
                     if not self._retry(exc):
                         break
                     continue
