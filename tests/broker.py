@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -181,3 +182,99 @@ class Broker:
             return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class V311OnlyProxy:
+    """A TCP proxy in front of mosquitto that plays a broker without MQTT 5.
+
+    A CONNECT with protocol level 5 gets the MQTT 3.1.1 refusal ``CONNACK`` return code 1
+    (unacceptable protocol version) and the socket is closed; any other CONNECT is passed on to
+    the real broker byte for byte. ``refused`` counts the refusals.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        import threading
+
+        self.target = (target_host, target_port)
+        self.refused = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._spawn(self._accept_loop)
+
+    def _spawn(self, target: object, *args: object) -> None:
+        import threading
+
+        thread = threading.Thread(target=target, args=args, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def _accept_loop(self) -> None:
+        self._server.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._spawn(self._serve, conn)
+
+    @staticmethod
+    def _recv_exact(conn: socket.socket, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = conn.recv(size - len(data))
+            if not chunk:
+                return b""
+            data += chunk
+        return data
+
+    def _read_connect(self, conn: socket.socket) -> bytes:
+        """The first packet: fixed header byte, variable-length remaining length, body."""
+        head = self._recv_exact(conn, 1)
+        length, shift, raw = 0, 0, b""
+        while head:
+            byte = self._recv_exact(conn, 1)
+            if not byte:
+                return b""
+            raw += byte
+            length |= (byte[0] & 0x7F) << shift
+            shift += 7
+            if not byte[0] & 0x80:
+                body = self._recv_exact(conn, length)
+                return head + raw + body if body else b""
+        return b""
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            head = self._read_connect(conn)
+            # Fixed header, remaining length, then 0x00 0x04 "MQTT" and the protocol level byte.
+            level_at = head.find(b"\x00\x04MQTT") + 6
+            if not head or level_at < 6 or len(head) <= level_at:
+                return
+            if head[level_at] == 5:
+                self.refused += 1
+                conn.sendall(b"\x20\x02\x00\x01")
+                return
+            with socket.create_connection(self.target) as upstream:
+                upstream.sendall(head)
+                self._spawn(self._pipe, upstream, conn)
+                self._pipe(conn, upstream)
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        # Either side may close at any moment; that just ends the pipe.
+        with contextlib.suppress(OSError):
+            while not self._stop.is_set():
+                chunk = src.recv(65536)
+                if not chunk:
+                    break
+                dst.sendall(chunk)
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._server.close()

@@ -1,0 +1,122 @@
+"""Pure parts of the MQTT sink: topics, command checks, discovery payloads, delivery bookkeeping, secrets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rpi_agent.secrets import Secret, read_secret, redact_text, redact_url
+from rpi_agent.sinks.delivery import Delivery
+from rpi_agent.sinks.discovery import discovery_messages
+from rpi_agent.sinks.topics import PayloadError, Topics, check_command, normalise_command
+
+TOPICS = Topics("faceagent")
+
+
+@pytest.mark.parametrize(("topic", "expected"), [
+    ("faceagent/door/detect/set", ("door", "detect")),
+    ("faceagent/door/unlock/set", ("door", "unlock")),
+    ("faceagent/door/detect/state", None),
+    ("faceagent/door/set", None),
+    ("faceagent//detect/set", None),
+    ("other/door/detect/set", None),
+    ("faceagent/a/b/detect/set", None),
+])
+def test_parse_command_topic(topic, expected):
+    assert TOPICS.parse_command(topic) == expected
+
+
+def test_multi_level_prefix():
+    topics = Topics("site/hall")
+    assert topics.faces("door") == "site/hall/door/faces"
+    assert topics.parse_command("site/hall/door/detect/set") == ("door", "detect")
+
+
+@pytest.mark.parametrize(("feature", "payload", "value"), [
+    ("detect", b"ON", "ON"), ("detect", b" off \n", "OFF"), ("unlock", b"press", "ON"), ("unlock", b"ON", "ON"),
+    ("unlock", b"2.50", "2.5"), ("unlock", b"600", "600"),
+])
+def test_good_command_payloads(feature, payload, value):
+    assert normalise_command(feature, payload) == value
+
+
+@pytest.mark.parametrize(("feature", "payload", "message"), [
+    ("detect", b"yes", "expected ON or OFF"), ("detect", b"\xff", "not UTF-8"), ("detect", b"", "expected ON"),
+    ("unlock", b"0", "seconds must be"), ("unlock", b"-1", "seconds must be"), ("unlock", b"601", "seconds must"),
+    ("unlock", b"nan", "seconds must be"), ("unlock", b"inf", "seconds must be"), ("unlock", b"open", "expected"),
+    ("reboot", b"ON", "unknown feature"),
+])
+def test_bad_command_payloads(feature, payload, message):
+    with pytest.raises(PayloadError, match=message):
+        normalise_command(feature, payload)
+
+
+def test_check_command_knows_cameras_and_remote_unlock():
+    assert check_command("door", "unlock", b"PRESS", cameras=["door"], remote_unlock=["door"]) == "ON"
+    with pytest.raises(PayloadError, match="unknown camera 'gate'"):
+        check_command("gate", "detect", b"ON", cameras=["door"], remote_unlock=[])
+    with pytest.raises(PayloadError, match="remote unlock is not enabled"):
+        check_command("door", "unlock", b"PRESS", cameras=["door"], remote_unlock=[])
+
+
+def test_discovery_topics_and_shared_fields():
+    msgs = discovery_messages(TOPICS, cameras=["door", "gate"], node_id="pi1", sw_version="1.2.3",
+                              discovery_prefix="ha", device_name="Hall Pi", unlock_cameras={"gate"})
+    topics = [t for t, _ in msgs]
+    assert len(topics) == len(set(topics)) == 9
+    assert "ha/button/pi1/gate_unlock/config" in topics and "ha/button/pi1/door_unlock/config" not in topics
+    unique_ids = {p["unique_id"] for _, p in msgs}
+    assert len(unique_ids) == 9
+    for topic, payload in msgs:
+        component = topic.split("/")[1]
+        assert payload["default_entity_id"] == f"{component}.{payload['unique_id']}"
+        assert payload["device"] == {"identifiers": ["faceagent_pi1"], "name": "Hall Pi", "manufacturer": "faceagent",
+                                     "model": "faceagent face detector", "sw_version": "1.2.3"}
+        json.dumps(payload)
+
+
+def test_discovery_templates_map_counts_and_availability():
+    payloads = {t.split("/")[1]: p for t, p in discovery_messages(TOPICS, cameras=["door"], node_id="n",
+                                                                  sw_version="1")}
+    assert payloads["binary_sensor"]["value_template"] == "{{ 'ON' if (value | int(0)) > 0 else 'OFF' }}"
+    assert payloads["sensor"]["state_topic"] == payloads["binary_sensor"]["state_topic"] == "faceagent/door/faces"
+    assert payloads["switch"]["command_topic"] == "faceagent/door/detect/set"
+    assert payloads["switch"]["state_topic"] == "faceagent/door/detect/state"
+    assert payloads["image"]["availability_template"] == "{{ 'online' if value == 'online' else 'offline' }}"
+
+
+def test_delivery_window_draining_and_early_acks():
+    d = Delivery(window=2)
+    assert d.room() == 0  # offline
+    d.connected()
+    assert d.room() == 2
+    assert d.sent(mid=1, seq=10) is False
+    assert d.acked(2) is None  # an ack racing ahead of sent()
+    assert d.sent(mid=2, seq=11) is True
+    assert d.handed == 11 and d.inflight == 1 and d.room() == 1
+    d.disconnected()
+    d.connected()  # mid 1 is still with the client: it goes first
+    assert d.room() == 0
+    assert d.acked(1) == 10
+    assert d.room() == 2
+    d.reset()
+    assert d.handed == 0 and d.inflight == 0
+
+
+def test_secret_sources_in_order(tmp_path):
+    (tmp_path / "mqtt-password").write_text("from-file\n")
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "PW": "from-env"}
+    assert read_secret(credential="mqtt-password", env_var="PW", inline="x", environ=env).reveal() == "from-file"
+    assert read_secret(credential="absent", env_var="PW", inline="x", environ=env).reveal() == "from-env"
+    assert read_secret(credential="absent", env_var="NOPE", inline="x", environ=env).reveal() == "x"
+    assert read_secret(credential="absent", env_var="NOPE", environ=env) is None
+    assert read_secret(credential="mqtt-password", environ={}) is None
+
+
+def test_secret_never_shows_itself():
+    secret = Secret("hunter2")
+    assert "hunter2" not in repr(secret) + str(secret) + f"{secret}" + repr([secret])
+    assert redact_url("mqtts://me:p%40ss@broker:8883") == "mqtts://me:***@broker:8883"
+    assert redact_url("mqtt://broker:1883") == "mqtt://broker:1883"
+    assert redact_text("login hunter2 failed", [secret]) == "login *** failed"

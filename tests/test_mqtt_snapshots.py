@@ -1,0 +1,96 @@
+"""Face counts and JPEG snapshots on a real Mosquitto, from real photos."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+from broker_fixtures import WAIT, event_result, sink_config
+
+from rpi_agent.config.camera import SnapshotConfig
+from rpi_agent.images import load_rgb
+from rpi_agent.sinks.snapshot import encode_snapshot
+from rpi_agent.types import FaceEvent, Frame
+
+FACES = "faceagent/door/faces"
+SNAPSHOT = "faceagent/door/face/snapshot"
+
+
+@pytest.fixture(scope="module")
+def photo(faces_dir) -> np.ndarray:
+    return load_rgb(sorted(faces_dir.glob("*.jpg"))[0])
+
+
+def _decode(jpeg: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
+
+
+def test_face_count_is_retained_and_sent_only_on_change(broker, recorder, make_sink):
+    rec = recorder([FACES])
+    sink = make_sink(sink_config(broker))
+    assert sink.wait_connected(WAIT)
+    for count in (1, 1, 2, 2, 0):
+        sink.publish(event_result(kind="update", faces=count))
+    assert rec.wait_for(lambda: rec.payloads(FACES) == [b"1", b"2", b"0"])
+    late = recorder([FACES])
+    assert late.wait_for(lambda: late.payloads(FACES) == [b"0"]) and late.on(FACES)[0].retain
+
+
+def test_full_frame_snapshot_is_a_retained_jpeg(broker, recorder, make_sink, photo):
+    rec = recorder([SNAPSHOT])
+    sink = make_sink(sink_config(broker), snapshots={"door": SnapshotConfig(crop=False, quality=70)})
+    assert sink.wait_connected(WAIT)
+    sink.publish(event_result(rgb=photo))
+    assert rec.wait_for(lambda: len(rec.on(SNAPSHOT)) == 1)
+    assert _decode(rec.payloads(SNAPSHOT)[0]).shape == photo.shape
+    late = recorder([SNAPSHOT])
+    assert late.wait_for(lambda: len(late.on(SNAPSHOT)) == 1) and late.on(SNAPSHOT)[0].retain
+
+
+def test_snapshot_only_for_faces_in_the_given_zones(broker, recorder, make_sink, photo):
+    rec = recorder([SNAPSHOT, FACES])
+    policy = {"door": SnapshotConfig(crop=True, zones=("entrance",))}
+    sink = make_sink(sink_config(broker), snapshots=policy)
+    assert sink.wait_connected(WAIT)
+    sink.publish(event_result(rgb=photo, zones=("street",), faces=1))
+    sink.publish(event_result(kind="update", faces=2))  # a later message as a sentinel
+    assert rec.wait_for(lambda: rec.payloads(FACES)[-1:] == [b"2"])
+    assert rec.on(SNAPSHOT) == []
+    sink.publish(event_result(rgb=photo, zones=("entrance",)))
+    assert rec.wait_for(lambda: len(rec.on(SNAPSHOT)) == 1)
+    crop = _decode(rec.payloads(SNAPSHOT)[0])
+    assert crop.shape[0] < photo.shape[0] and crop.shape[1] < photo.shape[1]
+
+
+def test_disabled_snapshots_send_none(broker, recorder, make_sink, photo):
+    rec = recorder([SNAPSHOT, FACES])
+    sink = make_sink(sink_config(broker), snapshots={"door": SnapshotConfig(enabled=False)})
+    assert sink.wait_connected(WAIT)
+    sink.publish(event_result(rgb=photo, faces=3))
+    assert rec.wait_for(lambda: rec.payloads(FACES) == [b"3"])
+    assert rec.on(SNAPSHOT) == []
+
+
+def test_crop_uses_the_higher_resolution_snapshot_image(photo):
+    height, width = photo.shape[:2]
+    small = cv2.resize(photo, (width // 2, height // 2))
+    result = event_result(rgb=small)
+    face = result.events[0].after
+    frame = dataclasses.replace(result.frame, snapshot=photo)
+    crop_small = _decode(encode_snapshot(result.frame, face, crop=True, quality=90) or b"")
+    crop_big = _decode(encode_snapshot(frame, face, crop=True, quality=90) or b"")
+    assert crop_big.shape[0] == pytest.approx(2 * crop_small.shape[0], abs=3)
+    assert crop_big.shape[1] == pytest.approx(2 * crop_small.shape[1], abs=3)
+    x1, y1, x2, y2 = face.box
+    assert crop_small.shape[1] == pytest.approx((x2 - x1) * 1.8, abs=2)
+    assert crop_small.shape[0] == pytest.approx((y2 - y1) * 1.8, abs=2)
+
+
+def test_no_image_no_snapshot():
+    result = event_result()
+    assert isinstance(result.frame, Frame) and isinstance(result.events[0], FaceEvent)
+    assert encode_snapshot(result.frame, result.events[0].after, crop=True, quality=80) is None
