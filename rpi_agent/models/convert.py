@@ -67,7 +67,11 @@ def onnx_to_saved_model(onnx_path: Path, out_dir: Path) -> Path:
     or onnx2tf tries to download it.
     """
     import onnx2tf
+    import tf_keras
 
+    # Keras numbers layers with process-wide counters that end up in the TFLite tensor names:
+    # without a reset, a model's bytes would depend on how many were built before it.
+    tf_keras.backend.clear_session()
     onnx2tf.convert(
         input_onnx_file_path=str(onnx_path), output_folder_path=str(out_dir),
         output_signaturedefs=True, non_verbose=True, verbosity="error",
