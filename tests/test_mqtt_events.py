@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -105,3 +109,76 @@ def test_outbox_bound_drops_the_oldest_and_counts_them(broker, recorder, make_si
     assert rec.wait_for(lambda: len(rec.on("faceagent/stats")) >= 1)
     stats = json.loads(rec.payloads("faceagent/stats")[0])
     assert stats["fps"] == 9.5 and stats["mqtt"]["outbox_dropped"] == 15
+
+
+KILLED_CHILD = """
+import sys, time
+from pathlib import Path
+from rpi_agent.config.mqtt import HomeAssistantConfig, MqttConfig
+from rpi_agent.sinks.mqtt import MqttSink
+from rpi_agent.types import FaceEvent, Frame, FrameResult, TrackedFace
+cfg = MqttConfig(host="127.0.0.1", port=int(sys.argv[1]), client_id=sys.argv[3], password_env="",
+                 password_credential="", home_assistant=HomeAssistantConfig(enabled=False))
+sink = MqttSink(cfg, cameras=["door"], outbox_dir=Path(sys.argv[2]), on_command=lambda *a: None, sw_version="t")
+sink.start()
+if sys.argv[4] == "online" and not sink.wait_connected(20):
+    sys.exit(3)
+for i in range(100000):
+    face = TrackedFace(id=f"k{i}", camera="door", box=(1.0, 1.0, 9.0, 9.0), score=0.9, top_score=0.9, area=64.0)
+    frame = Frame(camera="door", index=i, timestamp=time.time(), rgb=None, width=64, height=64)
+    sink.publish(FrameResult(frame=frame, faces=(face,), events=(FaceEvent("new", face, face),), ms={}))
+    print(f"k{i}", flush=True)
+    time.sleep(0.002)
+"""
+
+
+def test_sigkill_mid_stream_then_restart_delivers_every_event(broker, recorder, make_sink, tmp_path: Path):
+    rec = recorder([EVENTS])
+    state = tmp_path / "killed-state"
+    client_id = "killed-sink"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(broker.port), str(state), client_id, "online"],
+                             stdout=subprocess.PIPE, env=env)
+    assert child.stdout is not None
+    produced = [child.stdout.readline().decode().strip() for _ in range(300)]
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=WAIT)
+    produced += [line.decode().strip() for line in child.stdout.read().splitlines()]
+    child.stdout.close()
+    produced = [p for p in produced if p]
+    assert len(produced) >= 300
+    restarted = make_sink(sink_config(broker, client_id=client_id), outbox_dir=state, start=False)
+    waiting = len(restarted.outbox)
+    restarted.start()
+    assert restarted.wait_connected(WAIT)
+    assert rec.wait_for(lambda: set(produced) <= set(_ids(rec.payloads(EVENTS))), 60), (
+        len(set(produced) - set(_ids(rec.payloads(EVENTS)))))
+    got = _ids(rec.payloads(EVENTS))
+    assert wait_until(lambda: len(restarted.outbox) == 0, WAIT)
+    print(json.dumps({"produced": len(produced), "waiting_after_kill": waiting, "received": len(got),
+                      "duplicates": len(got) - len(set(got))}))
+
+
+def test_sigkill_while_the_broker_is_down_then_restart_replays_in_order(broker, recorder, make_sink, tmp_path):
+    state = tmp_path / "killed-offline"
+    broker.stop()
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(broker.port), str(state), "offline-sink",
+                              "offline"], stdout=subprocess.PIPE, env=env)
+    assert child.stdout is not None
+    produced = [child.stdout.readline().decode().strip() for _ in range(100)]
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=WAIT)
+    produced += [line.decode().strip() for line in child.stdout.read().splitlines()]
+    child.stdout.close()
+    broker.start()
+    rec = recorder([EVENTS])
+    restarted = make_sink(sink_config(broker, client_id="offline-sink"), outbox_dir=state, start=False)
+    stored = len(restarted.outbox)
+    # The child may have stored one more event than it reported before the kill.
+    assert stored - len(produced) in (0, 1)
+    restarted.start()
+    assert rec.wait_for(lambda: len(rec.on(EVENTS)) >= stored)
+    assert wait_until(lambda: len(restarted.outbox) == 0, WAIT)
+    got = _ids(rec.payloads(EVENTS))
+    assert got[: len(produced)] == produced and len(got) == stored
