@@ -211,6 +211,7 @@ class Daemon:
         detector = self._build_detector()
         self._build_cameras(detector)
         if self.mqtt is not None:
+            self._publish_initial_states()
             self.mqtt.start()
         for reader in self.readers:
             reader.start()
@@ -221,6 +222,14 @@ class Daemon:
         now = time.monotonic()
         self._next_stats = now + self.config.logging.stats_interval
         self._next_status = now + self._status_every
+
+    def _publish_initial_states(self) -> None:
+        # Retained states are (re)sent on every connect, so subscribers see LOCKED from the start.
+        for camera in self.config.cameras:
+            self.mqtt.publish_state(camera.name, "detect", "ON" if camera.detect else "OFF")
+            sink = self.gpio.get(camera.name)
+            if sink is not None and camera.gpio.relay_pin is not None:
+                self.mqtt.publish_state(camera.name, "relay", sink.relay_state)
 
     def _loop(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -241,14 +250,14 @@ class Daemon:
         self._last_frame[camera] = result.frame
         if count:
             self.stats.add(camera, result.ms, events=len(result.events))
-        for event in result.events:
-            log.log(logging.INFO if event.type != "update" else logging.DEBUG,
-                    "camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
         gpio = self.gpio.get(camera)
         if gpio is not None:
             gpio.publish(result)
         if self.mqtt is not None:
             self.mqtt.publish(result)
+        # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
+        for event in result.events:
+            log.info("camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
 
     def _run_commands(self) -> None:
         while True:
