@@ -15,7 +15,7 @@ from rpi_agent import __version__
 from rpi_agent.errors import ConfigError, FaceAgentError
 
 EX_CONFIG = 78  # sysexits.h: configuration error
-COMMAND_MODULES: tuple[str, ...] = ("detect", "k210", "models", "run", "config_check", "eval")
+COMMAND_MODULES: tuple[str, ...] = ("detect", "k210", "models", "run", "config_check", "eval", "bench")
 
 log = logging.getLogger("faceagent")
 

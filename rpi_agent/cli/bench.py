@@ -1,0 +1,88 @@
+"""``faceagent bench``: per-stage speed of the built models against onnxruntime FP32."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from rpi_agent.cli.detect import positive_int
+from rpi_agent.errors import FaceAgentError, ImageError, ModelError
+from rpi_agent.paths import shared_dir
+from rpi_agent.preprocess import RESIZE_MODES
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = """\
+examples:
+  faceagent bench --json                       # every built variant on ../shared/data/faces
+  faceagent bench --model RFB-320 slim-320 --rounds 10
+  faceagent bench --images my_photos/ --resize stretch
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from rpi_agent.face_detector import DEFAULT_RESIZE
+
+    parser = sub.add_parser(
+        "bench", help="time preprocess / inference / decode of the built models",
+        description="Median milliseconds per stage (preprocess, inference, decode+NMS) of each built INT8 "
+                    "model, its FP32 TFLite build and onnxruntime FP32 on the same network, all with one "
+                    "thread, interleaved image by image in one process.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root = shared_dir()
+    parser.add_argument("--model", nargs="+", metavar="NAME", help="built variants (default: all built)")
+    parser.add_argument("--images", type=Path, default=root / "data" / "faces" if root else None,
+                        metavar="DIR", help="photos to run on (default ../shared/data/faces)")
+    parser.add_argument("--rounds", type=positive_int, default=5,
+                        help="timed passes over the photos, after one warm-up pass (default 5)")
+    parser.add_argument("--resize", choices=RESIZE_MODES, default=DEFAULT_RESIZE,
+                        help=f"resize mode (default {DEFAULT_RESIZE})")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.set_defaults(func=run)
+
+
+def _load_images(folder: Path | None) -> list:
+    from rpi_agent.images import iter_image_paths, load_rgb
+
+    if folder is None:
+        raise ImageError("no --images given and ../shared/data/faces is not available")
+    return [load_rgb(p) for p in iter_image_paths([folder])]
+
+
+def _print_table(report: dict) -> None:
+    env = report["environment"]
+    print(f"{env['images']} images x {env['rounds']} rounds, 1 thread, resize {env['resize']} — median ms")
+    print(f"{'variant':<18}{'engine':<18}{'preprocess':>11}{'inference':>11}{'decode':>9}")
+    for record in report["variants"]:
+        for engine, stages in record["median_ms"].items():
+            cells = "".join(f"{stages[s]:>{w}.3f}" if s in stages else " " * w
+                            for s, w in (("preprocess", 11), ("inference", 11), ("decode", 9)))
+            print(f"{record['name']:<18}{engine:<18}{cells}")
+        ratios = record["ratios"]
+        print(f"{'':<18}int8/ORT {ratios['int8_vs_ort_fp32_inference']}  "
+              f"decode/inference {ratios['decode_vs_inference']}  "
+              f"int8 {record['file_bytes']['int8']} B  acceptance {record['acceptance']}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rpi_agent.evaluation.bench import bench_variant, built_variants, environment
+
+    names = args.model or built_variants()
+    if not names:
+        raise ModelError("no built models to benchmark: run `faceagent models build` first")
+    images = _load_images(args.images)
+    if not images:
+        raise FaceAgentError(f"{args.images}: no images")
+    variants = []
+    for name in names:
+        log.info("benchmarking %s", name)
+        variants.append(bench_variant(name, images, rounds=args.rounds, resize=args.resize))
+    report = {"environment": environment(len(images), args.rounds, args.resize), "variants": variants}
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        _print_table(report)
+    return 0
