@@ -12,7 +12,6 @@
 #        FACEAGENT_BOOT_PYTHON     interpreter that creates the venv (default python3.11)
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-python="${FACEAGENT_BOOT_PYTHON:-python3.11}"
-# pip's notes about absent local index folders are noise here.
-PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" "$python" -m rpi_agent.models.buildenv \
-    2> >(grep -v --line-buffered 'is ignored: it is neither a file nor a directory' >&2)
+# The torch 2.13 CPU wheel on this machine image is for CPython 3.11.
+python="${FACEAGENT_BOOT_PYTHON:-$(command -v python3.11 || command -v python3)}"
+PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m rpi_agent.models.buildenv

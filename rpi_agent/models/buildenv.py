@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 PYTHON_ENV = "FACEAGENT_BUILD_PYTHON"
 STAMP = ".faceagent-requirements.sha256"
+# pip warns once per package about local index folders that lack it: noise, not a problem.
+_PIP_NOISE = "is ignored: it is neither a file nor a directory"
 _CUDA_CHECK = "import sys, torch; sys.exit(torch.version.cuda is not None)"
 
 
@@ -74,7 +76,11 @@ def ensure_build_env() -> Path:
     reqs.write_text(requirements_text())
     # One resolve for everything, so pip sees onnx2tf's exact pins and torch together.
     for args in (["--upgrade", "pip"], ["--prefer-binary", "-r", str(reqs)]):
-        result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *args], check=False)
+        result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *args], check=False,
+                                stderr=subprocess.PIPE, text=True)
+        for line in result.stderr.splitlines():
+            if _PIP_NOISE not in line:
+                print(line, file=sys.stderr)
         if result.returncode != 0:
             raise RuntimeMissingError(f"pip could not install the build toolchain into {target} "
                                       f"(exit {result.returncode}); see the pip output above")
