@@ -248,13 +248,15 @@ class Daemon:
     def _publish(self, result: FrameResult, *, count: bool = True) -> None:
         camera = result.frame.camera
         self._last_frame[camera] = result.frame
-        if count:
-            self.stats.add(camera, result.ms, events=len(result.events))
+        start = time.perf_counter()
         gpio = self.gpio.get(camera)
         if gpio is not None:
             gpio.publish(result)
         if self.mqtt is not None:
             self.mqtt.publish(result)
+        if count:
+            sinks_ms = (time.perf_counter() - start) * 1e3
+            self.stats.add(camera, {**result.ms, "sinks": sinks_ms}, events=len(result.events))
         # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
         for event in result.events:
             log.info("camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""Benchmark the daemon end to end against bare inference on the same frames; prints JSON.
+
+Frames: the shared face photos letterboxed to a camera-like size (default 640x480) as JPEG, each shown
+twice (the tracker's ``min_hits``, so faces become events) then a blank frame, the whole set repeated.
+Two worker processes run on them, one after the other, so each peak RSS is its own:
+
+- ``bare``: ``FaceDetector.detect`` (preprocess, TFLite, decode) in a loop, plus the interpreter's
+  ``invoke`` alone;
+- ``daemon``: the real :class:`rpi_agent.daemon.Daemon` on an image-folder source played as fast as it
+  goes (fps 0, every frame processed), mock GPIO pins with a relay and LED, and a throwaway local
+  Mosquitto when the binary is installed (else MQTT off; the JSON says which).
+
+Usage:
+    .venv/bin/python scripts/bench_daemon.py [--model RFB-320] [--threads 1] [--size 640x480] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rpi_agent.config import parse_config
+from rpi_agent.daemon import Daemon
+from rpi_agent.face_detector import FaceDetector
+from rpi_agent.images import load_rgb
+from rpi_agent.paths import shared_dir
+from rpi_agent.preprocess import fit_to_input
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def make_frames(folder: Path, *, width: int, height: int, repeat: int) -> int:
+    """Letterboxed photos, twice each then a blank frame, ``repeat`` times; returns the frame count."""
+    from PIL import Image
+
+    faces = shared_dir()
+    if faces is None:
+        sys.exit("bench_daemon: ../shared is missing (the face photos)")
+    photos = sorted((faces / "data" / "faces").glob("*.jpg"), key=lambda p: int(p.stem))
+    blank = np.zeros((height, width, 3), np.uint8)
+    count = 0
+    for _ in range(repeat):
+        for photo in photos:
+            framed, _ = fit_to_input(load_rgb(photo), width, height, "letterbox")
+            for rgb in (framed, framed, blank):
+                count += 1
+                Image.fromarray(rgb).save(folder / f"{count:05d}.jpg", quality=95)
+    return count
+
+
+def run_bare(folder: Path, model: str, threads: int) -> dict[str, object]:
+    detector = FaceDetector.from_model(model, num_threads=threads)
+    paths = sorted(folder.glob("*.jpg"))
+    detector.detect(load_rgb(paths[0]))  # warm-up: first invoke allocates
+    totals: dict[str, float] = {}
+    elapsed = loading = 0.0
+    for path in paths:
+        # Frames are decoded one at a time (not all kept) so the peak RSS is the detector's.
+        start = time.perf_counter()
+        rgb = load_rgb(path)
+        loaded = time.perf_counter()
+        result = detector.detect(rgb)
+        elapsed += time.perf_counter() - loaded
+        loading += loaded - start
+        for stage, ms in result.ms.items():
+            totals[stage] = totals.get(stage, 0.0) + ms
+    net_in, _ = fit_to_input(rgb, detector.detector.width, detector.detector.height, detector.resize)
+    start = time.perf_counter()
+    for _ in paths:
+        detector.detector.run(net_in)
+    invoke = time.perf_counter() - start
+    return {
+        "fps": round(len(paths) / elapsed, 2),
+        "ms": {k: round(v / len(paths), 2) for k, v in totals.items()},
+        "invoke_only_fps": round(len(paths) / invoke, 2),
+        "jpeg_decode_ms": round(loading / len(paths) * 1e3, 2),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+class TimedDaemon(Daemon):
+    """The daemon, noting when the first and last frames were processed and its final stats."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.first = self.last = 0.0
+        self.final: dict[str, object] = {}
+
+    def _publish(self, result, *, count=True):  # type: ignore[no-untyped-def]
+        now = time.perf_counter()
+        self.first = self.first or now
+        self.last = now
+        super()._publish(result, count=count)
+
+    def report_stats(self):  # type: ignore[no-untyped-def]
+        self.final = super().report_stats()
+        return self.final
+
+
+def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path) -> dict[str, object]:
+    raw = {
+        "detector": {"model": model, "threads": threads},
+        "mqtt": {"enabled": mqtt_port is not None, "host": "127.0.0.1", "port": mqtt_port or 1883,
+                 "client_id": f"bench-{os.getpid()}", "password_credential": "",
+                 "home_assistant": {"enabled": True}},
+        "cameras": [{"name": "bench", "source": str(folder), "fps": 0.0, "tracker": {"min_hits": 2},
+                     "gpio": {"relay_pin": 17, "led_pin": 27, "relay_seconds": 0.5}}],
+        "paths": {"state_dir": str(state)},
+        "logging": {"stats_interval": 0.0},
+    }
+    daemon = TimedDaemon(parse_config(raw), gpio_factory="mock")
+    daemon.run()
+    frames = int(daemon.final.get("frames_total", 0))  # type: ignore[arg-type]
+    cameras = daemon.final.get("cameras", {})
+    ms = cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {}
+    return {
+        "fps": round((frames - 1) / (daemon.last - daemon.first), 2) if frames > 1 else 0.0,
+        "frames": frames,
+        "events": daemon.final.get("events_total"),
+        "ms": ms,
+        "peak_rss_mb": peak_rss_mb(),
+        "mqtt": f"mosquitto on 127.0.0.1:{mqtt_port}" if mqtt_port else "disabled (mosquitto not installed)",
+    }
+
+
+def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int] | None:
+    binary = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None)
+    if binary is None:
+        return None
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = workdir / "mosquitto.conf"
+    user = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(f"{user}listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    return None
+
+
+def worker(args: argparse.Namespace) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    folder = Path(args.folder)
+    if args.worker == "bare":
+        result = run_bare(folder, args.model, args.threads)
+    else:
+        result = run_daemon(folder, args.model, args.threads, args.mqtt_port, Path(args.state))
+    print(json.dumps(result))
+
+
+def spawn(kind: str, args: argparse.Namespace, folder: Path, extra: list[str]) -> dict[str, object]:
+    command = [sys.executable, __file__, "--worker", kind, "--folder", str(folder), "--model", args.model,
+               "--threads", str(args.threads), *extra]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"bench_daemon: {kind} worker failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="RFB-320")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--size", default="640x480", help="frame size WxH (camera-like)")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the photos")
+    parser.add_argument("--worker", choices=("bare", "daemon"), help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--mqtt-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--state", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory(prefix="faceagent-bench-") as tmp:
+        tmpdir = Path(tmp)
+        folder = tmpdir / "frames"
+        folder.mkdir()
+        frames = make_frames(folder, width=width, height=height, repeat=args.repeat)
+        bare = spawn("bare", args, folder, [])
+        broker = start_mosquitto(tmpdir)
+        extra = ["--state", str(tmpdir / "state")] + (["--mqtt-port", str(broker[1])] if broker else [])
+        try:
+            daemon = spawn("daemon", args, folder, extra)
+        finally:
+            if broker:
+                broker[0].terminate()
+                broker[0].wait(10)
+    report = {
+        "model": args.model, "threads": args.threads, "frame_size": f"{width}x{height}", "frames": frames,
+        "frames_with_faces": frames * 2 // 3, "bare_inference": bare, "daemon_end_to_end": daemon,
+        "daemon_vs_bare_fps": round(float(daemon["fps"]) / float(bare["fps"]), 3),
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "python": platform.python_version()},
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
