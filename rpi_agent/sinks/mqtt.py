@@ -1,10 +1,9 @@
 """MQTT sink: Frigate-shaped topics, QoS 1 events through an on-disk outbox, HA discovery, commands.
 
-The only module importing paho-mqtt. One network thread owns the client: it connects (MQTT 5,
-falling back to 3.1.1 when the broker refuses 5), runs the loop, reconnects with backoff and
-hands outbox entries to the client. Events are written to the outbox before they are sent and
-removed when the broker acknowledges them, so an outage or a restart loses none; consumers drop
-duplicates by the event ``id`` plus ``type``.
+The only module importing paho-mqtt. One network thread owns the client: it connects (MQTT 5, else
+3.1.1 if the broker refuses 5), runs the loop, reconnects with backoff and hands outbox entries to the
+client. Events enter the outbox before they are sent and leave it when the broker acknowledges them,
+so an outage or a restart loses none; consumers drop duplicates by event ``id`` plus ``type``.
 
 Example:
     >>> sink = MqttSink(config.mqtt, cameras=["door"], outbox_dir=state, on_command=handle,
@@ -108,7 +107,6 @@ class MqttSink:
         self.reconnects = self.refused = 0
         self._client = self._make_client()
 
-
     def _make_client(self) -> mqtt.Client:
         cfg = self.config
         v5 = self._protocol == mqtt.MQTTv5
@@ -193,7 +191,6 @@ class MqttSink:
             self._pump()
             self._stop.wait(0.05)
 
-
     def _run(self) -> None:
         delay = self.config.reconnect_min
         while not self._stop.is_set():
@@ -209,8 +206,12 @@ class MqttSink:
                 continue
             rc = mqtt.MQTT_ERR_SUCCESS
             while rc == mqtt.MQTT_ERR_SUCCESS and not self._stop.is_set():
-                rc = self._client.loop(timeout=LOOP_TIMEOUT)
-                self._pump()
+                try:
+                    rc = self._client.loop(timeout=LOOP_TIMEOUT)
+                    self._pump()
+                except Exception:  # a bug in a callback must not end the sink: log it, reconnect
+                    logger.exception("MQTT: error in the network loop; reconnecting")
+                    rc = mqtt.MQTT_ERR_UNKNOWN
             if self._stop.is_set():
                 break
             if self._had_session:
@@ -234,13 +235,12 @@ class MqttSink:
     def _report(self, message: str, delay: float) -> None:
         """Log a connection problem once at ERROR; repeats of the same problem go to DEBUG."""
         if message != self._last_error:
-            logger.error("MQTT: %s; retrying every %.0f-%.0f s", message, delay, self.config.reconnect_max)
+            logger.error("MQTT: %s; retrying (backoff %.1f-%.0f s)", message, delay, self.config.reconnect_max)
             self._last_error = message
         else:
             logger.debug("MQTT: %s; retrying in %.1f s", message, delay)
 
-
-    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _p: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             if self._protocol == mqtt.MQTTv5 and "protocol version" in str(reason).lower():
                 logger.warning("MQTT: broker refused MQTT 5; falling back to 3.1.1")
@@ -249,12 +249,13 @@ class MqttSink:
                 self._report(f"broker refused the connection: {reason}{refusal_hint(str(reason))}",
                              self.config.reconnect_min)
             return
-        if self._last_error:
-            logger.info("MQTT: connected to %s:%d after: %s", self.config.host, self.config.port, self._last_error)
-        else:
-            logger.info("MQTT: connected to %s:%d (MQTT %s)", self.config.host, self.config.port,
-                        "5" if self._protocol == mqtt.MQTTv5 else "3.1.1")
+        logger.info("MQTT: connected to %s:%d (MQTT %s)%s", self.config.host, self.config.port,
+                    "5" if self._protocol == mqtt.MQTTv5 else "3.1.1",
+                    f" after: {self._last_error}" if self._last_error else "")
         self._last_error = ""
+        # paho ignores the broker's Receive Maximum (mosquitto: 20); stay within it.
+        window = min(self.config.outbox.window, getattr(props, "ReceiveMaximum", None) or self.config.outbox.window)
+        self._delivery.window = window
         self.reconnects += 1
         # QoS 0 for commands: a stale unlock must not be queued by the broker while we are away.
         subs = [(self.topics.command_filter(camera), 0) for camera in self.cameras]
@@ -331,7 +332,6 @@ class MqttSink:
             discovery_prefix=ha.discovery_prefix, device_name=ha.device_name, unlock_cameras=self._remote_unlock,
         ):
             client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=True)
-
 
     def _pump(self) -> None:
         """Hand waiting outbox entries to the client, in order, within the window."""
