@@ -1,0 +1,287 @@
+"""faceagent on the Pi's architecture: Debian Bookworm arm64 with Python 3.11, under qemu user emulation.
+
+The arm64 root is built from Debian's packages by ``scripts/arm64/make_root.sh`` (cached in
+``$FACEAGENT_CACHE_DIR/arm64-root``), faceagent is installed into it as on a Pi by
+``scripts/arm64/install_in_root.sh`` (arm64 cp311 wheels from the package index), and every check below runs
+the arm64 ``python3`` of that root. Building the root takes minutes, so these tests run only when asked for:
+``pytest -m arm64`` or ``FACEAGENT_ARM64=1``. They need root (chroot, mounts, binfmt_misc).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from broker import Broker
+from broker_fixtures import Recorder
+from PIL import Image
+
+from rpi_agent.face_detector import FaceDetector
+from rpi_agent.images import load_rgb
+from rpi_agent.paths import REPO_ROOT, cache_dir
+from rpi_agent.types import Detection
+
+pytestmark = pytest.mark.arm64
+
+SCRIPTS = REPO_ROOT / "scripts" / "arm64"
+GUEST_CACHE = "/var/lib/faceagent"
+"""FACEAGENT_CACHE_DIR inside the root (set by in_root.sh): the service's state directory, as install.sh sets it up."""
+MODEL = "RFB-320"
+SCORE_MIN = 0.6
+IOU_MIN = 0.5
+F1_MIN = 0.98
+
+
+def _requested(config: pytest.Config) -> bool:
+    markexpr = str(config.getoption("markexpr") or "")
+    return os.environ.get("FACEAGENT_ARM64") == "1" or ("arm64" in markexpr and "not arm64" not in markexpr)
+
+
+@dataclass(frozen=True)
+class Arm64Root:
+    """The prepared root and a way to run commands in it."""
+
+    path: Path
+
+    def run(
+        self, *cmd: str, binds: Sequence[str] = (), timeout: float = 900, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        args = ["bash", str(SCRIPTS / "in_root.sh")]
+        for bind in binds:
+            args += ["--bind", bind]
+        proc = subprocess.run([*args, "--", *cmd], capture_output=True, text=True, timeout=timeout, check=False)
+        if check and proc.returncode != 0:
+            pytest.fail(f"{' '.join(cmd)} exited {proc.returncode} in the arm64 root:\n{proc.stderr[-3000:]}")
+        return proc
+
+
+def _script(name: str, timeout: float) -> None:
+    proc = subprocess.run(["bash", str(SCRIPTS / name)], capture_output=True, text=True, timeout=timeout, check=False)
+    print(proc.stdout)
+    if proc.returncode != 0:
+        pytest.fail(f"scripts/arm64/{name} exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def arm64(request: pytest.FixtureRequest, built_model: Callable[..., Path]) -> Arm64Root:
+    """The cached arm64 root with faceagent installed and the built INT8 model in its cache."""
+    if not _requested(request.config):
+        pytest.skip("arm64 emulation runs only on request: pytest -m arm64 (or FACEAGENT_ARM64=1)")
+    if os.geteuid() != 0:
+        pytest.fail("the arm64 tests need root (debootstrap, chroot, binfmt_misc): run them as root")
+    _script("make_root.sh", timeout=3600)
+    _script("install_in_root.sh", timeout=3600)
+    root = Path(os.environ.get("FACEAGENT_ARM64_ROOT", cache_dir() / "arm64-root"))
+    # The model is data, the same bytes on every architecture: built on the host, used as is on the Pi.
+    host_model = built_model(MODEL, "int8")
+    target = root / GUEST_CACHE.lstrip("/") / "models" / MODEL
+    target.mkdir(parents=True, exist_ok=True)
+    for item in host_model.parent.glob(f"{MODEL}-int8.tflite"):
+        shutil.copy2(item, target / item.name)
+    return Arm64Root(root)
+
+
+def test_runtime_on_arm64_is_litert_with_xnnpack(arm64: Arm64Root) -> None:
+    proc = arm64.run("python3", "/src/scripts/arm64/probe.py", f"{GUEST_CACHE}/models/{MODEL}/{MODEL}-int8.tflite")
+    facts = json.loads(proc.stdout)
+    print(json.dumps(facts, indent=1))
+    assert facts["machine"] == "aarch64"
+    assert facts["python"].startswith("3.11.")
+    libc, version = facts["libc"].split()
+    assert libc == "glibc"
+    assert tuple(map(int, version.split("."))) >= (2, 34)
+    for dist in ("faceagent", "numpy", "ai-edge-litert", "opencv-python-headless", "pillow", "paho-mqtt", "gpiozero"):
+        assert facts["wheels"][dist], f"{dist} is not installed in the arm64 root"
+    assert facts["runtime"] == "ai_edge_litert"
+    assert facts["input_dtype"] == "uint8"
+    assert facts["delegate_nodes"] == 1, "XNNPACK did not take over the INT8 graph"
+    assert "XNNPACK delegate" in proc.stderr
+
+
+def _detections(lines: str) -> dict[str, list[Detection]]:
+    found: dict[str, list[Detection]] = {}
+    for line in lines.splitlines():
+        record = json.loads(line)
+        found[Path(record["image"]).name] = [
+            Detection(tuple(face["box"]), face["score"])
+            for face in record["faces"]  # type: ignore[arg-type]
+        ]
+    return found
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0.0, w) * max(0.0, h)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _match(found: list[Detection], reference: list[Detection]) -> tuple[int, int, int]:
+    """Greedy one-to-one matching, best score first: (matched, extra, missed)."""
+    free = [r for r in reference if r.score >= SCORE_MIN]
+    kept = [d for d in found if d.score >= SCORE_MIN]
+    matched = 0
+    for det in sorted(kept, key=lambda d: -d.score):
+        best = max(free, key=lambda r: _iou(det.box, r.box), default=None)
+        if best is not None and _iou(det.box, best.box) >= IOU_MIN:
+            free.remove(best)
+            matched += 1
+    return matched, len(kept) - matched, len(free)
+
+
+def test_detect_on_arm64_matches_x86(arm64: Arm64Root, faces_dir: Path, built_model: Callable[..., Path]) -> None:
+    options = ["--json", "--threshold", str(SCORE_MIN)]
+    guest = arm64.run("faceagent", "detect", *options, "--model", MODEL, "/shared/data/faces", timeout=1800)
+    host = subprocess.run(
+        [
+            str(REPO_ROOT / ".venv" / "bin" / "faceagent"),
+            "detect",
+            *options,
+            "--model",
+            str(built_model(MODEL)),
+            str(faces_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    on_arm, on_x86 = _detections(guest.stdout), _detections(host.stdout)
+    assert sorted(on_arm) == sorted(on_x86)
+    assert sum(len(v) for v in on_x86.values()) > 100, "too few faces on x86 for a meaningful comparison"
+    matched = extra = missed = 0
+    for name, reference in on_x86.items():
+        m, e, x = _match(on_arm[name], reference)
+        matched, extra, missed = matched + m, extra + e, missed + x
+    f1 = 2 * matched / (2 * matched + extra + missed)
+    print(f"arm64 vs x86: {matched} matched, {extra} extra, {missed} missed, F1 {f1:.4f}")
+    assert f1 >= F1_MIN
+
+
+def test_bad_model_on_arm64_is_one_line(arm64: Arm64Root, tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "truncated.tflite").write_bytes(b"TFL3" + bytes(60))
+    proc = arm64.run(
+        "faceagent",
+        "detect",
+        "--model",
+        "/bad/truncated.tflite",
+        "/shared/data/faces/1.jpg",
+        binds=[f"{bad}:/bad:ro"],
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "truncated.tflite" in proc.stderr
+
+
+def _clip(model: Path, faces_dir: Path, frames: Path, *, repeats: int, blanks: int) -> tuple[str, int]:
+    """A folder playing one photo ``repeats`` times then ``blanks`` empty frames; the photo is one whose faces
+    all score clearly above or below the daemon's minimum, so x86 and arm64 must agree on their count."""
+    detector = FaceDetector.from_model(model)
+    for photo in sorted(faces_dir.glob("*.jpg")):
+        rgb = load_rgb(photo)
+        scores = [d.score for d in detector.detect(rgb).faces]
+        count = sum(s >= 0.7 for s in scores)
+        if 1 <= count <= 6 and all(abs(s - 0.7) > 0.08 for s in scores):
+            break
+    else:
+        pytest.fail("no photo in the faces folder has a clear face count")
+    frames.mkdir()
+    for index in range(repeats):
+        shutil.copy(photo, frames / f"{index:03d}.jpg")
+    blank = Image.fromarray(np.full(rgb.shape, 128, dtype=np.uint8))
+    for index in range(repeats, repeats + blanks):
+        blank.save(frames / f"{index:03d}.jpg")
+    return photo.name, count
+
+
+DAEMON_CONFIG = """\
+[detector]
+model = "RFB-320"
+threshold = 0.6
+
+[mqtt]
+host = "127.0.0.1"
+client_id = "faceagent-arm64-test"
+
+[mqtt.home_assistant]
+enabled = false
+
+[[cameras]]
+name = "door"
+source = "/frames"
+fps = 0.0
+
+[cameras.filters]
+min_score = 0.7
+
+[cameras.tracker]
+min_hits = 2
+max_age_frames = 3
+max_age_seconds = 0.0
+
+[cameras.gpio]
+relay_pin = 17
+relay_seconds = 0.2
+dwell_seconds = 0.0
+
+[paths]
+state_dir = "/tmp/faceagent-state"
+
+[logging]
+stats_interval = 0.0
+"""
+
+
+def test_daemon_on_arm64_end_to_end(
+    arm64: Arm64Root,
+    faces_dir: Path,
+    built_model: Callable[..., Path],
+    tmp_path: Path,
+    broker: Broker,
+    recorder: Callable[[list[str]], Recorder],
+) -> None:
+    photo, expected = _clip(built_model(MODEL), faces_dir, tmp_path / "frames", repeats=6, blanks=5)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.toml").write_text(DAEMON_CONFIG)
+    rec = recorder(["faceagent/#"])
+    proc = arm64.run(
+        "faceagent",
+        "run",
+        "--config",
+        "/conf/config.toml",
+        "--source",
+        "/frames",
+        "--gpio-factory",
+        "mock",
+        "--mqtt-url",
+        f"mqtt://127.0.0.1:{broker.port}",
+        binds=[f"{tmp_path / 'frames'}:/frames:ro", f"{conf}:/conf:ro"],
+        timeout=1800,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert rec.wait_for(lambda: b"stopped" in rec.payloads("faceagent/available"))
+    assert rec.payloads("faceagent/available") == [b"online", b"stopped"]
+    events = [json.loads(p) for p in rec.payloads("faceagent/events")]
+    new = [e["after"]["id"] for e in events if e["type"] == "new"]
+    ended = [e["after"]["id"] for e in events if e["type"] == "end"]
+    print(f"{photo}: {expected} faces on x86; arm64 daemon: {len(new)} new, {len(ended)} end, {len(events)} events")
+    assert len(new) == len(set(new)) == expected
+    assert sorted(ended) == sorted(new)
+    assert {e["after"]["camera"] for e in events} == {"door"}
+    relay = rec.payloads("faceagent/door/relay/state")
+    assert b"UNLOCKED" in relay
+    assert relay[-1] == b"LOCKED"
