@@ -62,6 +62,9 @@ def test_broker_outage_of_ten_seconds_loses_nothing(broker, recorder, make_sink,
         len(sent), len(rec.payloads(EVENTS)))
     got = _ids(rec.payloads(EVENTS))
     assert set(got) == set(sent)
+    message_ids = [json.loads(p)["message_id"] for p in rec.payloads(EVENTS)]
+    # A duplicate (sent again after a lost acknowledgement) carries the same message_id.
+    assert len(set(message_ids)) == len(sent)
     assert wait_until(lambda: len(sink.outbox) == 0, WAIT)
     assert sink.stats()["outbox_dropped"] == 0
     print(json.dumps({"outage_s": 10, "events_sent": len(sent), "received": len(got),

@@ -9,7 +9,8 @@ import pytest
 from rpi_agent.secrets import Secret, read_secret, redact_text, redact_url
 from rpi_agent.sinks.delivery import Delivery
 from rpi_agent.sinks.discovery import discovery_messages
-from rpi_agent.sinks.topics import PayloadError, Topics, check_command, normalise_command
+from rpi_agent.sinks.topics import PayloadError, Topics, check_command, event_payload, normalise_command
+from rpi_agent.types import FaceEvent, TrackedFace
 
 TOPICS = Topics("faceagent")
 
@@ -120,3 +121,15 @@ def test_secret_never_shows_itself():
     assert redact_url("mqtts://me:p%40ss@broker:8883") == "mqtts://me:***@broker:8883"
     assert redact_url("mqtt://broker:1883") == "mqtt://broker:1883"
     assert redact_text("login hunter2 failed", [secret]) == "login *** failed"
+
+
+def test_event_payload_is_frigate_shaped_with_a_message_id():
+    face = TrackedFace(id="1700000000.1-ab12", camera="door", box=(1.0, 2.0, 30.5, 40.25), score=0.91234,
+                       top_score=0.95, area=1000.0, current_zones=("porch",), entered_zones=("porch",),
+                       start_time=1700000000.1)
+    first = json.loads(event_payload(FaceEvent("update", face, face)))
+    second = json.loads(event_payload(FaceEvent("update", face, face)))
+    assert set(first) == {"message_id", "type", "before", "after"}
+    assert first["type"] == "update" and first["after"]["id"] == "1700000000.1-ab12"
+    assert first["after"]["label"] == "face" and first["after"]["box"] == [1.0, 2.0, 30.5, 40.2]
+    assert first["message_id"] != second["message_id"]

@@ -3,7 +3,7 @@
 The only module importing paho-mqtt. One network thread owns the client: it connects (MQTT 5, else
 3.1.1 if the broker refuses 5), runs the loop, reconnects with backoff and hands outbox entries to the
 client. Events enter the outbox before they are sent and leave it when the broker acknowledges them,
-so an outage or a restart loses none; consumers drop duplicates by event ``id`` plus ``type``.
+so an outage or a restart loses none; consumers drop duplicates by ``message_id``.
 
 Example:
     >>> sink = MqttSink(config.mqtt, cameras=["door"], outbox_dir=state, on_command=handle,
@@ -35,7 +35,7 @@ from rpi_agent.sinks.delivery import Delivery
 from rpi_agent.sinks.discovery import discovery_messages
 from rpi_agent.sinks.outbox import Outbox, OutboxError
 from rpi_agent.sinks.snapshot import snapshot_for
-from rpi_agent.sinks.topics import PayloadError, Topics, check_command
+from rpi_agent.sinks.topics import PayloadError, Topics, check_command, event_payload
 from rpi_agent.types import FrameResult
 
 logger = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ class MqttSink:
         """Queue the frame's events (outbox, QoS 1), update the face count and the snapshot."""
         camera = result.frame.camera
         for event in result.events:
-            payload = json.dumps(event.to_dict(), separators=(",", ":")).encode()
+            payload = event_payload(event)
             try:
                 self.outbox.append(self.topics.events, payload, qos=self.config.qos)
             except OutboxError as exc:

@@ -10,8 +10,12 @@ Example:
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
+
+from rpi_agent.types import FaceEvent
 
 ON_OFF = ("ON", "OFF")
 UNLOCK_WORDS = ("ON", "PRESS", "UNLOCK")
@@ -112,3 +116,13 @@ def check_command(
     if feature == "unlock" and camera not in remote_unlock:
         raise PayloadError("remote unlock is not enabled for this camera (cameras.gpio.allow_remote_unlock)")
     return normalise_command(feature, payload)
+
+
+def event_payload(event: FaceEvent) -> bytes:
+    """Frigate's event JSON plus a ``message_id`` unique to this message.
+
+    ``after.id`` names the face for its whole life (``new`` … ``end``); ``message_id`` names one
+    message, so a consumer can drop the duplicates that at-least-once delivery may bring.
+    """
+    body = {"message_id": uuid.uuid4().hex, **event.to_dict()}
+    return json.dumps(body, separators=(",", ":")).encode()
