@@ -146,7 +146,7 @@ def test_daemon_notifies_ready_status_watchdog_stopping(tmp_path, notify_socket,
     sock, path = notify_socket
     proc = start_daemon(write_config(tmp_path, faces_dir, loop=False), path, "--max-frames", "8")
     try:
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
