@@ -99,12 +99,22 @@ class Pipeline:
         Args:
             timestamp: Wall-clock time put on the closing frame.
         """
-        events = self.tracker.end_all()
+        return self._wrap(self.tracker.end_all(), timestamp)
+
+    def expire(self, timestamp: float) -> FrameResult | None:
+        """End faces unseen for ``tracker.max_age_seconds`` while no frames come (source retrying).
+
+        Call it from the main loop's housekeeping; ``None`` when nothing expired.
+        """
+        return self._wrap(self.tracker.expire(), timestamp)
+
+    def _wrap(self, events: tuple[FaceEvent, ...], timestamp: float) -> FrameResult | None:
         if not events:
             return None
         frame = Frame(camera=self.camera.name, index=-1, timestamp=timestamp, rgb=None, width=0, height=0,
                       detections=())
-        return FrameResult(frame, (), events, {})
+        faces = self.tracker.faces()
+        return FrameResult(frame, faces, events, {})
 
     def _detections(self, frame: Frame) -> tuple[Sequence[Detection], dict[str, float]]:
         if frame.detections is not None:

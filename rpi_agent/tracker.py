@@ -186,14 +186,29 @@ class Tracker:
             if col not in matched_dets:
                 self._tracks.append(self._start(det, tuple(det_zones[col]), now))
         updates, news = self._announce(now)
-        faces = tuple(t.face(self.camera) for t in self._tracks if t.published is not None)
-        return TrackerOutput(faces, tuple(ends + updates + news))
+        return TrackerOutput(self.faces(), tuple(ends + updates + news))
+
+    def faces(self) -> tuple[TrackedFace, ...]:
+        """Announced faces still active."""
+        return tuple(t.face(self.camera) for t in self._tracks if t.published is not None)
 
     def end_all(self) -> tuple[FaceEvent, ...]:
         """End every face now (detection switched off, shutdown); drops candidates."""
         events = [self._end(t) for t in self._tracks if t.published is not None]
         self._tracks = []
         return tuple(events)
+
+    def expire(self) -> tuple[FaceEvent, ...]:
+        """End faces not seen for ``max_age_seconds`` without counting a frame (a source that went quiet)."""
+        limit = self.config.max_age_seconds
+        if limit <= 0:
+            return ()
+        now = self._clock()
+        expired = [t for t in self._tracks if now - t.last_seen >= limit]
+        if not expired:
+            return ()
+        self._tracks = [t for t in self._tracks if now - t.last_seen < limit]
+        return tuple(self._end(t) for t in expired if t.published is not None)
 
     def _start(self, det: Detection, zones: tuple[str, ...], now: float) -> _Track:
         return _Track(

@@ -153,3 +153,16 @@ def test_flush_ends_open_faces(detector: FaceDetector, photo: np.ndarray) -> Non
     assert closing.frame.camera == "door"
     assert sorted(e.after.id for e in closing.events if e.type == "end") == sorted(news)
     assert pipe.flush(124.0) is None
+
+
+def test_expire_while_the_source_is_quiet(detector: FaceDetector, photo: np.ndarray) -> None:
+    clock = Clock()
+    cam = CameraConfig(name="door", tracker=TrackerConfig(min_hits=3, max_age_frames=50, max_age_seconds=2.0))
+    pipe = Pipeline(cam, detector, clock=clock)
+    news = events(play(pipe, [frame(photo, i) for i in range(3)]), "new")
+    assert pipe.expire(1.0) is None
+    clock.now += 5.0
+    quiet = pipe.expire(2.0)
+    assert quiet is not None
+    assert quiet.faces == ()
+    assert sorted(e.after.id for e in quiet.events if e.type == "end") == sorted(news)

@@ -216,3 +216,19 @@ def test_zones_length_must_match() -> None:
     tracker = make(Clock(), min_hits=1)
     with pytest.raises(ValueError, match="zones has 0 entries for 1 detections"):
         tracker.update([det(A)], [])
+
+
+def test_expire_ends_faces_when_frames_stop() -> None:
+    clock = Clock()
+    tracker = make(clock, min_hits=1, max_age_frames=100, max_age_seconds=2.0)
+    tracker.update([det(A)])
+    clock.tick(1.9)
+    assert tracker.expire() == ()
+    clock.tick(0.2)
+    events = tracker.expire()
+    assert types_of(events) == ["end"]
+    assert tracker.faces() == ()
+    never = make(clock, min_hits=1, max_age_seconds=0.0)
+    never.update([det(A)])
+    clock.tick(1000)
+    assert never.expire() == ()
