@@ -133,3 +133,15 @@ def test_event_payload_is_frigate_shaped_with_a_message_id():
     assert first["type"] == "update" and first["after"]["id"] == "1700000000.1-ab12"
     assert first["after"]["label"] == "face" and first["after"]["box"] == [1.0, 2.0, 30.5, 40.2]
     assert first["message_id"] != second["message_id"]
+
+
+def test_unusable_credential_files_are_config_errors(tmp_path):
+    from rpi_agent.errors import ConfigError
+
+    env = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    (tmp_path / "binary").write_bytes(b"\xff\xfe\x00")
+    (tmp_path / "huge").write_bytes(b"x" * 5000)
+    with pytest.raises(ConfigError, match=r"^credential 'binary': .* is not UTF-8 text$"):
+        read_secret(credential="binary", environ=env)
+    with pytest.raises(ConfigError, match=r"^credential 'huge': .* larger than 4096 bytes$"):
+        read_secret(credential="huge", environ=env)
