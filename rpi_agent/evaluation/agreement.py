@@ -56,7 +56,7 @@ class Agreement:
         total = self.reference + self.candidate
         return 2.0 * self.matched / total if total else 1.0
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | None]:
         return {
             "f1": round(self.f1, 4), "precision": round(self.precision, 4), "recall": round(self.recall, 4),
             "matched": self.matched, "reference": self.reference, "candidate": self.candidate,
