@@ -87,17 +87,19 @@ def sink_config(broker: Broker, **changes: object) -> MqttConfig:
 _ids = itertools.count()
 
 
-def face(camera: str, face_id: str, *, score: float = 0.9, zones: tuple[str, ...] = ()) -> TrackedFace:
+def face(camera: str, face_id: str, *, score: float = 0.9, zones: tuple[str, ...] = (),
+         has_snapshot: bool = True) -> TrackedFace:
     return TrackedFace(id=face_id, camera=camera, box=(40.0, 30.0, 120.0, 130.0), score=score, top_score=score,
-                       area=8000.0, current_zones=zones, entered_zones=zones, start_time=1.0e9)
+                       area=8000.0, current_zones=zones, entered_zones=zones, start_time=1.0e9,
+                       has_snapshot=has_snapshot)
 
 
 def event_result(camera: str = "door", *, kind: str = "new", face_id: str | None = None, rgb: object = None,
-                 faces: int = 1, zones: tuple[str, ...] = ()) -> FrameResult:
-    """A pipeline result carrying one event for one face."""
+                 faces: int = 1, zones: tuple[str, ...] = (), has_snapshot: bool = True) -> FrameResult:
+    """A pipeline result carrying one event for one face (marked for a snapshot unless told)."""
     index = next(_ids)
     fid = face_id or f"{uuid.uuid4().hex[:8]}-{index}"
-    tracked = face(camera, fid, zones=zones)
+    tracked = face(camera, fid, zones=zones, has_snapshot=has_snapshot)
     height, width = (480, 640) if rgb is None else rgb.shape[:2]  # type: ignore[attr-defined]
     frame = Frame(camera=camera, index=index, timestamp=1.0e9 + index, rgb=rgb, width=width, height=height)
     shown = tuple(face(camera, f"{fid}-{k}") for k in range(faces - 1)) + ((tracked,) if faces else ())

@@ -7,11 +7,11 @@ import dataclasses
 import cv2
 import numpy as np
 import pytest
-from broker_fixtures import WAIT, event_result, sink_config
+from broker_fixtures import WAIT, event_result, face, sink_config
 
 from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.images import load_rgb
-from rpi_agent.sinks.snapshot import encode_snapshot
+from rpi_agent.sinks.snapshot import encode_snapshot, wants_snapshot
 from rpi_agent.types import FaceEvent, Frame
 
 FACES = "faceagent/door/faces"
@@ -97,3 +97,15 @@ def test_no_image_no_snapshot():
     result = event_result()
     assert isinstance(result.frame, Frame) and isinstance(result.events[0], FaceEvent)
     assert encode_snapshot(result.frame, result.events[0].after, crop=True, quality=80) is None
+
+
+def test_snapshot_follows_the_trackers_mark():
+    marked, unmarked = face("door", "a"), face("door", "a", has_snapshot=False)
+    better = dataclasses.replace(marked, top_score=0.97)
+    assert wants_snapshot(FaceEvent("new", marked, marked), zones=())
+    assert not wants_snapshot(FaceEvent("new", unmarked, unmarked), zones=())
+    assert wants_snapshot(FaceEvent("update", unmarked, marked), zones=())  # the mark appears
+    assert not wants_snapshot(FaceEvent("update", marked, marked), zones=())  # nothing better
+    assert wants_snapshot(FaceEvent("update", marked, better), zones=())
+    assert not wants_snapshot(FaceEvent("end", marked, better), zones=())
+    assert not wants_snapshot(FaceEvent("new", marked, marked), zones=("entrance",))

@@ -20,19 +20,21 @@ CROP_MARGIN = 0.4
 
 
 def wants_snapshot(event: FaceEvent, *, zones: Collection[str]) -> bool:
-    """Whether an event deserves a new snapshot: a new face, or a better-scoring view of it.
+    """Whether an event deserves a new snapshot.
+
+    The tracker marks ``has_snapshot`` on faces that should have one (snapshots enabled, face in
+    the snapshot zones); a snapshot goes out when that mark appears (``new``, or an ``update`` that
+    sets it) and again when a better-scoring view of the face comes in.
 
     Args:
         event: The event.
         zones: If not empty, the face must currently be in one of them.
     """
-    if event.type == "new":
-        better = True
-    elif event.type == "update":
-        better = event.after.top_score > event.before.top_score
-    else:
+    before, after = event.before, event.after
+    if event.type == "end" or not after.has_snapshot:
         return False
-    return better and (not zones or any(z in zones for z in event.after.current_zones))
+    fresh = event.type == "new" or not before.has_snapshot or after.top_score > before.top_score
+    return fresh and (not zones or any(z in zones for z in after.current_zones))
 
 
 def _crop_box(box: tuple[float, float, float, float], width: int, height: int) -> tuple[int, int, int, int]:
