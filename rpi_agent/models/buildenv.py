@@ -74,10 +74,12 @@ def ensure_build_env() -> Path:
     python = target / "bin" / "python"
     reqs = target / "requirements-build.txt"
     reqs.write_text(requirements_text())
-    # One resolve for everything, so pip sees onnx2tf's exact pins and torch together.
+    # One resolve for everything, so pip sees onnx2tf's exact pins and torch together. Without
+    # PYTHONPATH: a checkout on it would show pip this package as installed, minus its runtime deps.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     for args in (["--upgrade", "pip"], ["--prefer-binary", "-r", str(reqs)]):
         result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *args], check=False,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True, env=env)
         for line in result.stderr.splitlines():
             if _PIP_NOISE not in line:
                 print(line, file=sys.stderr)
