@@ -1,9 +1,9 @@
 """Secrets from systemd credentials or the environment, and redaction for logs.
 
-Lookup order for a secret: a file named after the credential in ``$CREDENTIALS_DIRECTORY``
-(systemd ``LoadCredential=``), then the environment variable, then the value given inline
-(only meant for command-line overrides such as ``--mqtt-url``). The value is wrapped in
-:class:`Secret`, whose ``repr`` and ``str`` never show it.
+Lookup order for a secret: a value given explicitly (a command-line override such as
+``--mqtt-url``), then a file named after the credential in ``$CREDENTIALS_DIRECTORY`` (systemd
+``LoadCredential=``), then the environment variable. The value is wrapped in :class:`Secret`,
+whose ``repr`` and ``str`` never show it.
 
 Example:
     >>> s = Secret("hunter2")
@@ -80,7 +80,7 @@ def _read_credential(name: str, env: Mapping[str, str]) -> str | None:
 def read_secret(
     *, credential: str = "", env_var: str = "", inline: str = "", environ: Mapping[str, str] | None = None
 ) -> Secret | None:
-    """Find a secret: credential file first, then environment variable, then the inline value.
+    """Find a secret: the explicit value first, then the credential file, then the environment variable.
 
     Args:
         credential: File name inside ``$CREDENTIALS_DIRECTORY``; empty to skip.
@@ -95,12 +95,11 @@ def read_secret(
         ConfigError: The credential file exists but cannot be read.
     """
     env = os.environ if environ is None else environ
-    value = _read_credential(credential, env)
-    source = f"credential {credential}"
+    value, source = (inline or None), "the config or command line"
+    if value is None:
+        value, source = _read_credential(credential, env), f"credential {credential}"
     if value is None and env_var and env.get(env_var):
         value, source = env[env_var], f"environment variable {env_var}"
-    if value is None and inline:
-        value, source = inline, "config"
     if value is None:
         return None
     logger.debug("secret taken from %s", source)

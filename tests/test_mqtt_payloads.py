@@ -108,9 +108,9 @@ def test_delivery_window_draining_and_early_acks():
 def test_secret_sources_in_order(tmp_path):
     (tmp_path / "mqtt-password").write_text("from-file\n")
     env = {"CREDENTIALS_DIRECTORY": str(tmp_path), "PW": "from-env"}
-    assert read_secret(credential="mqtt-password", env_var="PW", inline="x", environ=env).reveal() == "from-file"
-    assert read_secret(credential="absent", env_var="PW", inline="x", environ=env).reveal() == "from-env"
-    assert read_secret(credential="absent", env_var="NOPE", inline="x", environ=env).reveal() == "x"
+    assert read_secret(credential="mqtt-password", env_var="PW", inline="x", environ=env).reveal() == "x"
+    assert read_secret(credential="mqtt-password", env_var="PW", environ=env).reveal() == "from-file"
+    assert read_secret(credential="absent", env_var="PW", environ=env).reveal() == "from-env"
     assert read_secret(credential="absent", env_var="NOPE", environ=env) is None
     assert read_secret(credential="mqtt-password", environ={}) is None
 
