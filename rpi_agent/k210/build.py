@@ -173,12 +173,27 @@ def record_build_info(out_dir: Path, key: str, info: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
+def kmodel_is_current(name: str, path: Path, *, key: str = "kmodel_v5") -> bool:
+    """Whether ``path`` exists and build-info.json says it was compiled from today's ONNX."""
+    info_path = path.parent / "build-info.json"
+    if not path.is_file() or not info_path.is_file():
+        return False
+    try:
+        entry = json.loads(info_path.read_text()).get(key)
+        onnx = resolve_onnx(name)
+    except (json.JSONDecodeError, AttributeError, ModelError):
+        return False
+    return (isinstance(entry, dict) and entry.get("onnx_sha256") == sha256_file(onnx)
+            and entry.get("kmodel_sha256") == sha256_file(path)
+            and entry.get("recipe_sha256") == sha256_file(WORKER))
+
+
 def _info(build: KmodelBuild, calib: Path, frames: np.ndarray, tool: str) -> dict[str, object]:
     info = asdict(build)
     info.update(path=str(build.path), onnx=str(build.onnx), onnx_sha256=sha256_file(build.onnx),
                 kmodel_sha256=sha256_file(build.path), calibration_dir=str(calib),
                 calibration_sha256=hashlib.sha256(frames.tobytes()).hexdigest(),
-                calibration_samples=int(frames.shape[0]), tool=tool,
+                calibration_samples=int(frames.shape[0]), tool=tool, recipe_sha256=sha256_file(WORKER),
                 built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     return info
 

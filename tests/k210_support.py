@@ -1,0 +1,119 @@
+"""Shared pieces of the K210 tests: kmodels, camera-like frames, simulated KPU outputs, matching.
+
+Everything is computed once per test session (``functools.cache``): compiling a kmodel takes
+~10 s and simulating the 24 photos ~6 s per model.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rpi_agent.decoder import DecodeOptions, postprocess
+from rpi_agent.errors import FaceAgentError
+from rpi_agent.images import iter_image_paths, load_rgb
+from rpi_agent.paths import models_dir, shared_dir
+from rpi_agent.preprocess import fit_to_input
+from rpi_agent.priors import PriorSpec, generate_priors
+from rpi_agent.types import Detection
+
+KMODELS = ("slim-320", "RFB-320")
+WIDTH, HEIGHT = 320, 240
+SPEC = PriorSpec(WIDTH, HEIGHT)
+REPO = Path(__file__).resolve().parent.parent
+K210_DIR = REPO / "k210"
+BOARD_STANDINS = Path(__file__).resolve().parent / "k210_board"
+
+
+@functools.cache
+def kmodel(name: str) -> Path:
+    """The V5 kmodel of ``name``, compiled now if missing or older than the ONNX it comes from."""
+    from rpi_agent.k210.build import build_v5, kmodel_is_current
+
+    path = models_dir() / name / f"{name}-k210-v5.kmodel"
+    if not kmodel_is_current(name, path):
+        try:
+            build_v5(name)
+        except FaceAgentError as exc:
+            pytest.fail(f"cannot build the {name} kmodel ({exc}); run scripts/k210_ci.sh first")
+    return path
+
+
+@functools.cache
+def photos() -> tuple[tuple[Path, ...], tuple[np.ndarray, ...]]:
+    """The shared face photos and their pixels."""
+    shared = shared_dir()
+    if shared is None:
+        pytest.fail("../shared is missing")
+    paths = tuple(iter_image_paths([shared / "data" / "faces"]))
+    return paths, tuple(load_rgb(p) for p in paths)
+
+
+@functools.cache
+def camera_frames() -> np.ndarray:
+    """The photos as the K210 camera sees a scene: the whole view in a 320x240 frame.
+
+    Returns:
+        ``(N, 240, 320, 3)`` uint8 RGB.
+    """
+    return np.stack([fit_to_input(rgb, WIDTH, HEIGHT, "stretch")[0] for rgb in photos()[1]])
+
+
+@functools.cache
+def simulated(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """nncase-simulated KPU outputs of every camera frame: scores ``(N, P, 2)``, loc ``(N, P, 4)``."""
+    from rpi_agent.k210.simulator import simulate
+
+    out = simulate(kmodel(name), camera_frames())
+    return out.scores, out.loc
+
+
+@functools.cache
+def priors() -> np.ndarray:
+    return generate_priors(SPEC)
+
+
+def numpy_faces(scores: np.ndarray, loc: np.ndarray, *, threshold: float,
+                width: float = WIDTH, height: float = HEIGHT) -> tuple[np.ndarray, np.ndarray]:
+    """The NumPy decoder on one frame's outputs: ``(M, 4)`` pixel boxes of a width x height frame, ``(M,)`` scores."""
+    boxes, best = postprocess(scores[:, 1], loc, priors(), SPEC, options=DecodeOptions(score_threshold=threshold))
+    return boxes * np.array([width, height, width, height], dtype=np.float32), best
+
+
+def kmodel_detections(name: str, *, threshold: float) -> list[list[Detection]]:
+    """Faces the simulated kmodel finds in each photo, in the photo's own pixels (clipped)."""
+    scores, loc = simulated(name)
+    result = []
+    for i, rgb in enumerate(photos()[1]):
+        h, w = rgb.shape[:2]
+        boxes, best = numpy_faces(scores[i], loc[i], threshold=threshold, width=w, height=h)
+        boxes = np.clip(boxes, 0, [w, h, w, h])
+        result.append([Detection(tuple(map(float, b)), float(s)) for b, s in zip(boxes, best, strict=True)])
+    return result
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(0.0, w) * max(0.0, h)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_counts(found: list[Detection], reference: list[Detection], *, min_iou: float = 0.5) -> tuple[int, int, int]:
+    """Greedy one-to-one matching, best score first: ``(true positives, false positives, misses)``."""
+    free = list(reference)
+    tp = 0
+    for det in sorted(found, key=lambda d: -d.score):
+        best = max(free, key=lambda r: iou(det.box, r.box), default=None)
+        if best is not None and iou(det.box, best.box) >= min_iou:
+            free.remove(best)
+            tp += 1
+    return tp, len(found) - tp, len(free)
+
+
+def f1_score(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
