@@ -11,7 +11,7 @@ import itertools
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.config.mqtt import HomeAssistantConfig, MqttConfig, OutboxConfig
 from rpi_agent.sinks.mqtt import MqttSink
 from rpi_agent.types import FaceEvent, Frame, FrameResult, TrackedFace
@@ -145,9 +146,11 @@ def make_sink(tmp_path: Path) -> Iterator[Callable[..., MqttSink]]:
     made: list[MqttSink] = []
 
     def make(config: MqttConfig, *, outbox_dir: Path | None = None, start: bool = True,
-             on_command: Callable[[str, str, str], str | None] | None = None, **kwargs: object) -> MqttSink:
+             on_command: Callable[[str, str, str], str | None] | None = None,
+             snapshots: Mapping[str, SnapshotConfig] | None = None, remote_unlock: Collection[str] = ()) -> MqttSink:
         sink = MqttSink(config, cameras=["door"], outbox_dir=outbox_dir or tmp_path / "state",
-                        on_command=on_command or (lambda c, f, p: None), sw_version="0.0-test", **kwargs)
+                        on_command=on_command or (lambda c, f, p: None), sw_version="0.0-test",
+                        snapshots=snapshots, remote_unlock=remote_unlock)
         made.append(sink)
         if start:
             sink.start()
