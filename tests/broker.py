@@ -1,7 +1,8 @@
 """A real Mosquitto for tests: started from its binary on free loopback ports with its own config.
 
 Three listeners: anonymous (``port``), password file (``auth_port``), and TLS with a client
-certificate plus password (``tls_port``). Certificates (a CA, the server, a client, and an
+certificate plus password (``tls_port``); the last two apply an ACL (``faceagent/#`` and
+``homeassistant/#`` only). Certificates (a CA, the server, a client, and an
 unrelated CA for the wrong-CA test) are made with the ``openssl`` command line. ``stop()`` and
 ``start()`` reuse the same ports so clients can reconnect after an outage; persistence keeps
 subscribers' sessions across the restart.
@@ -116,6 +117,9 @@ class Broker:
         self.password_file = workdir / "passwd"
         subprocess.run(["mosquitto_passwd", "-b", "-c", str(self.password_file), USERNAME, PASSWORD],
                        check=True, capture_output=True, timeout=30)
+        # The authenticated listeners allow the user only its own topics and Home Assistant's.
+        self.acl_file = workdir / "acl"
+        self.acl_file.write_text(f"user {USERNAME}\ntopic readwrite faceagent/#\ntopic readwrite homeassistant/#\n")
         self.config_file = workdir / "mosquitto.conf"
         self.config_file.write_text(self._config())
 
@@ -127,7 +131,9 @@ class Broker:
             f"log_dest file {self.log_file}\nlog_type all\nconnection_messages true\n"
             f"listener {self.port} {self.host}\nallow_anonymous true\n"
             f"listener {self.auth_port} {self.host}\nallow_anonymous false\npassword_file {self.password_file}\n"
+            f"acl_file {self.acl_file}\n"
             f"listener {self.tls_port} {self.host}\nallow_anonymous false\npassword_file {self.password_file}\n"
+            f"acl_file {self.acl_file}\n"
             f"cafile {self.certs.ca}\ncertfile {self.certs.server_cert}\nkeyfile {self.certs.server_key}\n"
             "require_certificate true\n"
         )

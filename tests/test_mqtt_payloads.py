@@ -145,3 +145,18 @@ def test_unusable_credential_files_are_config_errors(tmp_path):
         read_secret(credential="binary", environ=env)
     with pytest.raises(ConfigError, match=r"^credential 'huge': .* larger than 4096 bytes$"):
         read_secret(credential="huge", environ=env)
+
+
+def test_delivery_stops_waiting_for_lost_acknowledgements(caplog):
+    now = [100.0]
+    d = Delivery(window=5, drain_timeout=30.0, clock=lambda: now[0])
+    d.connected()
+    d.sent(mid=1, seq=7)
+    d.sent(mid=2, seq=8)
+    d.disconnected()
+    d.connected()
+    assert d.room() == 0  # waiting for the client to re-send seq 7 and 8
+    now[0] += 31.0
+    assert d.room() == 5  # gave up: 7 and 8 are handed over again from the outbox
+    assert d.handed == 6 and d.inflight == 0
+    assert any("sending them again" in r.getMessage() for r in caplog.records)

@@ -82,3 +82,17 @@ def test_missing_or_bad_tls_files_are_config_errors(broker, tmp_path):
     garbage.write_text("not a certificate")
     with pytest.raises(ConfigError, match=r"^mqtt\.tls_ca_certs: cannot load the TLS files"):
         build(_tls_config(broker, ca=garbage))
+
+
+def test_events_the_broker_refuses_are_dropped_counted_and_logged_once(broker, make_sink, monkeypatch, caplog):
+    monkeypatch.setenv("FACEAGENT_TEST_PW", PASSWORD)
+    config = sink_config(broker, port=broker.auth_port, username=USERNAME, password_env="FACEAGENT_TEST_PW",
+                         topic_prefix="forbidden")
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        sink = make_sink(config)
+        assert sink.wait_connected(WAIT)
+        for _ in range(5):
+            sink.publish(event_result())
+        assert wait_until(lambda: sink.refused == 5 and len(sink.outbox) == 0, WAIT)
+    refusals = [r.getMessage() for r in caplog.records if "broker refused event" in r.getMessage()]
+    assert len(refusals) == 1 and "Not authorized" in refusals[0]

@@ -18,8 +18,12 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
 
 EARLY_ACK_TTL = 30.0
 """An acknowledgement may arrive before the sender has recorded the mid; it is kept this long."""
@@ -28,8 +32,12 @@ EARLY_ACK_TTL = 30.0
 class Delivery:
     """Thread-safe in-flight table (mid → outbox seq) and the hand-over window."""
 
-    def __init__(self, *, window: int) -> None:
+    def __init__(self, *, window: int, drain_timeout: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
+        self.drain_timeout = drain_timeout
+        self._clock = clock
+        self._drain_since = 0.0
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}
         self._early: dict[int, float] = {}
@@ -56,9 +64,20 @@ class Delivery:
     def room(self) -> int:
         """How many more entries may be handed over now (0 while offline or draining)."""
         with self._lock:
+            if self._draining and self._clock() - self._drain_since > self.drain_timeout:
+                self._give_up_draining()
             if not self._connected or self._draining:
                 return 0
             return max(0, self.window - len(self._inflight))
+
+    def _give_up_draining(self) -> None:
+        # The client should re-send what it holds; if no acknowledgement comes, send those
+        # entries again from the outbox rather than stall forever (duplicates beat silence).
+        logger.warning("MQTT: %d events unacknowledged %.0f s after reconnecting; sending them again",
+                       len(self._inflight), self.drain_timeout)
+        self._handed = min(self._inflight.values(), default=self._handed + 1) - 1
+        self._inflight.clear()
+        self._draining = False
 
     def sent(self, *, mid: int, seq: int) -> bool:
         """Record that entry ``seq`` went out as ``mid``.
@@ -69,14 +88,14 @@ class Delivery:
         with self._lock:
             self._handed = max(self._handed, seq)
             stamp = self._early.pop(mid, None)
-            if stamp is not None and time.monotonic() - stamp < EARLY_ACK_TTL:
+            if stamp is not None and self._clock() - stamp < EARLY_ACK_TTL:
                 return True
             self._inflight[mid] = seq
             return False
 
     def acked(self, mid: int) -> int | None:
         """The outbox seq acknowledged by ``mid``, or ``None`` if it is not an outbox message (yet)."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             seq = self._inflight.pop(mid, None)
             if seq is None:
@@ -93,6 +112,7 @@ class Delivery:
         with self._lock:
             self._connected = True
             self._draining = bool(self._inflight)
+            self._drain_since = self._clock()
 
     def disconnected(self) -> None:
         with self._lock:

@@ -92,7 +92,7 @@ class MqttSink:
                                  sync=config.outbox.sync)
         except OutboxError as exc:
             raise ConfigError(f"paths.state_dir: {exc}") from None
-        self._delivery = Delivery(window=config.outbox.window)
+        self._delivery = Delivery(window=config.outbox.window, drain_timeout=max(30.0, 3.0 * config.keepalive))
         self._retained: dict[str, bytes] = {}
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -179,8 +179,7 @@ class MqttSink:
         self._client.disconnect()
         if self._thread is not None:
             self._thread.join(timeout=CLOSE_TIMEOUT + 2)
-        waiting = len(self.outbox)
-        if waiting:
+        if waiting := len(self.outbox):
             logger.info("MQTT: %d events kept in the outbox for the next start", waiting)
         self.outbox.close()
 
@@ -289,9 +288,10 @@ class MqttSink:
         seq = self._delivery.acked(mid)
         if seq is None:
             return
-        if reason is not None and reason.is_failure:
+        if reason is not None and reason.is_failure:  # MQTT 5 only, e.g. an ACL that forbids the topic
             self.refused += 1
-            logger.warning("MQTT: broker refused event #%d (%s); dropping it", seq, reason)
+            if self.refused in (1, 10) or self.refused % 100 == 0:
+                logger.warning("MQTT: broker refused event #%d (%s); dropped (%d so far)", seq, reason, self.refused)
         self._remove(seq)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
