@@ -93,7 +93,7 @@ def fetch_weights(
 def _fetch_one(name: str, expected: str, *, src: str | None, dest: Path, manifest: Manifest) -> FetchResult:
     target = dest / name
     if target.is_file() and sha256_file(target) == expected:
-        logger.info("weights %s already verified in %s", name, dest)
+        logger.debug("weights %s already verified in %s", name, dest)
         return FetchResult(name, target, expected, "cache")
     dest.mkdir(parents=True, exist_ok=True)
     origin = _origin(name, src, manifest)
