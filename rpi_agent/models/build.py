@@ -147,8 +147,7 @@ def build_models(
     variants = resolve_variants(names, size=size, manifest=manifest)
     calib = (calib_dir or default_calibration_dir()).expanduser().resolve()
     calibration.list_images(calib)  # fail fast, before the heavy venv starts
-    needed = sorted({v.weights for v in variants})
-    fetched = fetch_weights(needed, source=weights_source, manifest=manifest)
+    fetched = fetch_weights(sorted({v.weights for v in variants}), source=weights_source, manifest=manifest)
     weights = {r.name: r.path for r in fetched}
     python = buildenv.ensure_build_env()
     models_root = paths.models_dir()
