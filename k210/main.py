@@ -12,9 +12,14 @@
 import gc
 import json
 import os
+import sys
 import time
 
-import facedet
+for _folder in ("/sd", "/flash"):  # facedet.py sits beside this file on the card or in flash
+    if _folder not in sys.path:
+        sys.path.append(_folder)
+
+import facedet  # noqa: E402
 
 CONFIG = {
     "model": "/sd/faceagent.kmodel",  # a path, or a flash offset such as 0x300000
@@ -121,7 +126,8 @@ def report_error(board, uart, cfg, message):
     if uart is not None:
         send(uart, {"t": ticks(), "error": message})
     else:
-        print("faceagent error: " + message)
+        # Before the UART is open the REPL (the USB serial) is the only way out: same format.
+        print(json.dumps({"t": ticks(), "error": message}))
 
 
 def wait_for_model(board, uart, cfg, wdt, message):
@@ -183,7 +189,7 @@ def loop(board, uart, cfg, wdt, task):
         img = board.sensor.snapshot()
         faces = detect_frame(board, task, img, priors, cfg)
         now = ticks()
-        send(uart, {"t": now, "faces": [[int(f[0]), int(f[1]), int(f[2]), int(f[3]), round(f[4], 3)]
+        send(uart, {"t": now, "faces": [[int(f[0]), int(f[1]), int(f[2]), int(f[3]), f[4]]
                                         for f in faces]})
         dt = time.ticks_diff(now, last)
         last = now

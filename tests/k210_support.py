@@ -76,10 +76,11 @@ def priors() -> np.ndarray:
     return generate_priors(SPEC)
 
 
-def numpy_faces(scores: np.ndarray, loc: np.ndarray, *, threshold: float,
+def numpy_faces(scores: np.ndarray, loc: np.ndarray, *, threshold: float, top_k: int = -1,
                 width: float = WIDTH, height: float = HEIGHT) -> tuple[np.ndarray, np.ndarray]:
     """The NumPy decoder on one frame's outputs: ``(M, 4)`` pixel boxes of a width x height frame, ``(M,)`` scores."""
-    boxes, best = postprocess(scores[:, 1], loc, priors(), SPEC, options=DecodeOptions(score_threshold=threshold))
+    options = DecodeOptions(score_threshold=threshold, top_k=top_k)
+    boxes, best = postprocess(scores[:, 1], loc, priors(), SPEC, options=options)
     return boxes * np.array([width, height, width, height], dtype=np.float32), best
 
 
