@@ -386,7 +386,7 @@ class MqttSink:
         body = dict(stats)
         body["mqtt"] = self.stats()
         if self.connected:
-            self._client.publish(self.topics.stats, json.dumps(body, separators=(",", ":")), qos=0)
+            self._client.publish(self.topics.stats, json.dumps(body, separators=(",", ":"), default=str), qos=0)
 
     def stats(self) -> dict[str, object]:
         """Counters for the stats line: outbox waiting/dropped, refused, connections."""
