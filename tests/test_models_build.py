@@ -176,6 +176,19 @@ def test_fp32_build_matches_upstream_onnx_and_int8_tracks_fp32(name: str, faces_
     assert cosine > 0.99
 
 
+def _assert_fp32_matches_onnx(out_dir: Path, name: str, frames: list[np.ndarray]) -> None:
+    """The FP32 TFLite computes what the ONNX we exported computes (odd feature maps included)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(out_dir / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+    for rgb, ours in zip(frames, _run_tflite(out_dir / f"{name}-fp32.tflite", frames, normalise=True),
+                         strict=True):
+        x = ((rgb.astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)[None]
+        scores, boxes = session.run(None, {"input": x})
+        assert np.abs(ours[2] - scores).max() < 1e-3
+        assert np.abs(ours[4] - boxes).max() < 1e-2
+
+
 @pytest.mark.slow
 def test_rebuild_gives_the_same_outputs_and_sized_variants_build(tmp_path: Path, faces_dir: Path,
                                                                 upstream_dir: Path) -> None:
@@ -195,6 +208,7 @@ def test_rebuild_gives_the_same_outputs_and_sized_variants_build(tmp_path: Path,
     n = load_manifest().variant("RFB-320@480x360").num_priors
     (result,) = _run_tflite(sized, _photos(faces_dir, 480, 360)[:1], normalise=False)
     assert result[2].shape == (1, n, 2) and result[4].shape == (1, n, 4)
+    _assert_fp32_matches_onnx(sized.parent, "RFB-320@480x360", _photos(faces_dir, 480, 360)[:4])
     # Same inputs again: a cache hit, nothing rewritten.
     mtime = fresh.stat().st_mtime_ns
     again = _faceagent("models", "build", "RFB-320", cache=cache)
