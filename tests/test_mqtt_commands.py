@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from broker_fixtures import WAIT, sink_config
+from broker_fixtures import WAIT, sink_config, wait_until
 
 DETECT_SET = "faceagent/door/detect/set"
 DETECT_STATE = "faceagent/door/detect/state"
@@ -32,11 +32,11 @@ def _send(rec, topic: str, payload: bytes, *, retain: bool = False) -> None:
     rec.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(WAIT)
 
 
-def _settle(sink, rec) -> None:
+def _settle(daemon: Daemon, rec) -> None:
     """Round-trip a known-good command so every earlier message has been handled."""
-    daemon_calls = len(sink._on_command.calls)
+    calls = len(daemon.calls)
     _send(rec, DETECT_SET, b"on")
-    assert rec.wait_for(lambda: len(sink._on_command.calls) > daemon_calls)
+    assert wait_until(lambda: len(daemon.calls) > calls, WAIT)
 
 
 def test_detect_on_off_is_passed_on_and_echoed_retained(broker, recorder, make_sink):
@@ -57,13 +57,13 @@ def test_bad_payloads_are_logged_refusals(broker, recorder, make_sink, caplog):
     rec = recorder([DETECT_STATE])
     sink = make_sink(sink_config(broker), on_command=daemon)
     assert sink.wait_connected(WAIT)
-    with caplog.at_level(logging.WARNING, logger="rpi_agent.sinks.mqtt"):
+    with caplog.at_level(logging.WARNING, logger="rpi_agent.sinks"):
         for payload in (b"MAYBE", b"\xff\xfe", b"", b"ON OFF" * 50):
             _send(rec, DETECT_SET, payload)
         _send(rec, "faceagent/garage/detect/set", b"ON")  # not subscribed: never reaches the sink
         _send(rec, "faceagent/door/laser/set", b"ON")
         _send(rec, UNLOCK_SET, b"ON")
-        _settle(sink, rec)
+        _settle(daemon, rec)
     assert daemon.calls == [("door", "detect", "ON")]
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(refusals) == 6, refusals
@@ -78,7 +78,7 @@ def test_unlock_only_where_enabled_and_with_a_valid_payload(broker, recorder, ma
     rec = recorder(["faceagent/door/unlock/state"])
     sink = make_sink(sink_config(broker), on_command=daemon, remote_unlock={"door"})
     assert sink.wait_connected(WAIT)
-    with caplog.at_level(logging.WARNING, logger="rpi_agent.sinks.mqtt"):
+    with caplog.at_level(logging.WARNING, logger="rpi_agent.sinks"):
         for payload in (b"-3", b"nan", b"9999", b"open sesame"):
             _send(rec, UNLOCK_SET, payload)
         _send(rec, UNLOCK_SET, b"2.5")
@@ -92,10 +92,10 @@ def test_retained_commands_are_refused(broker, recorder, make_sink, caplog):
     daemon = Daemon()
     rec = recorder([DETECT_STATE])
     _send(rec, DETECT_SET, b"OFF", retain=True)
-    with caplog.at_level(logging.WARNING, logger="rpi_agent.sinks.mqtt"):
+    with caplog.at_level(logging.WARNING, logger="rpi_agent.sinks"):
         sink = make_sink(sink_config(broker), on_command=daemon)
         assert sink.wait_connected(WAIT)
-        _settle(sink, rec)
+        _settle(daemon, rec)
     assert daemon.calls == [("door", "detect", "ON")]
     assert any("refused retained command" in r.getMessage() for r in caplog.records)
 
@@ -105,7 +105,7 @@ def test_a_failing_handler_is_logged_and_the_sink_keeps_working(broker, recorder
     rec = recorder([DETECT_STATE, "faceagent/events"])
     sink = make_sink(sink_config(broker), on_command=daemon)
     assert sink.wait_connected(WAIT)
-    with caplog.at_level(logging.ERROR, logger="rpi_agent.sinks.mqtt"):
+    with caplog.at_level(logging.ERROR, logger="rpi_agent.sinks"):
         _send(rec, DETECT_SET, b"ON")
         assert daemon.called.wait(WAIT)
         from broker_fixtures import event_result

@@ -17,7 +17,7 @@ import json
 import logging
 import ssl
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,17 @@ from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.config.mqtt import MqttConfig
 from rpi_agent.errors import ConfigError
 from rpi_agent.secrets import read_secret
+from rpi_agent.sinks.commands import CommandHandler, CommandRouter
 from rpi_agent.sinks.connection import check_tls_files, default_client_id, describe_connect_error, refusal_hint
 from rpi_agent.sinks.delivery import Delivery
 from rpi_agent.sinks.discovery import discovery_messages
 from rpi_agent.sinks.outbox import Outbox, OutboxError
 from rpi_agent.sinks.snapshot import snapshot_for
-from rpi_agent.sinks.topics import PayloadError, Topics, check_command, event_payload
+from rpi_agent.sinks.topics import Topics, event_payload
 from rpi_agent.types import FrameResult
 
 logger = logging.getLogger(__name__)
 
-CommandHandler = Callable[[str, str, str], "str | None"]
 OUTBOX_FILE = "mqtt-outbox.sqlite3"
 LOOP_TIMEOUT = 0.2
 CLOSE_TIMEOUT = 3.0
@@ -80,10 +80,11 @@ class MqttSink:
         self.topics = Topics(config.topic_prefix)
         self.client_id = config.client_id or default_client_id()
         self.node_id = config.home_assistant.node_id or self.client_id.replace(".", "_")
-        self._on_command = on_command
         self._sw_version = sw_version
         self._snapshots = dict(snapshots or {})
         self._remote_unlock = frozenset(remote_unlock)
+        self._commands = CommandRouter(self.topics, cameras=self.cameras, remote_unlock=self._remote_unlock,
+                                       on_command=on_command, on_state=self.publish_state)
         self._password = read_secret(credential=config.password_credential, env_var=config.password_env,
                                      inline=config.password)
         self._protocol = mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311
@@ -300,28 +301,7 @@ class MqttSink:
                 logger.info("MQTT: Home Assistant is online; announcing entities again")
                 self._announce(self._client)
             return
-        parsed = self.topics.parse_command(msg.topic)
-        if parsed is None:
-            return
-        if msg.retain:
-            # A retained command would fire again on every reconnect (an unlock!): refuse it.
-            logger.warning("MQTT: refused retained command on %s (publish commands without retain)", msg.topic)
-            return
-        self._command(*parsed, bytes(msg.payload))
-
-    def _command(self, camera: str, feature: str, payload: bytes) -> None:
-        try:
-            value = check_command(camera, feature, payload, cameras=self.cameras, remote_unlock=self._remote_unlock)
-        except PayloadError as exc:
-            logger.warning("MQTT: refused %s command for %s: %s", feature, camera, exc)
-            return
-        try:
-            state = self._on_command(camera, feature, value)
-        except Exception:
-            logger.exception("MQTT: command %s=%s for %s failed", feature, value, camera)
-            return
-        if state is not None:
-            self.publish_state(camera, feature, state)
+        self._commands.handle(msg.topic, bytes(msg.payload), retained=bool(msg.retain))
 
     def _announce(self, client: mqtt.Client) -> None:
         ha = self.config.home_assistant
