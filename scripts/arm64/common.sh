@@ -34,3 +34,32 @@ ensure_binfmt() {
         exit 1
     fi
 }
+
+# The emulated CPU. qemu's default ("max") advertises SVE2 and SME, which no Raspberry Pi has, and XNNPACK
+# picks its kernels from what the CPU advertises: emulate a Pi's core instead. cortex-a72 is the Pi 4's,
+# cortex-a53 the Pi 3B+'s and Zero 2 W's (the same ARMv8.0 features as the A72), cortex-a76 the Pi 5's.
+ARM64_CPU=${FACEAGENT_ARM64_CPU:-cortex-a72}
+
+# write_cpuinfo CPU FILE: a /proc/cpuinfo as the Pi with that core shows it, one entry per host CPU (so it
+# agrees with /sys/devices/system/cpu/present). qemu 7.2 does not emulate /proc/cpuinfo for arm64 guests,
+# which then read the host's x86 one; XNNPACK's CPU detection (cpuinfo) finds no ARM core in it and LiteRT
+# crashes in allocate_tensors. On a real Pi the kernel's arm64 /proc/cpuinfo is there.
+write_cpuinfo() {
+    local part variant revision features model i
+    case "$1" in
+        cortex-a53) part=0xd03 variant=0x0 revision=4 features="fp asimd evtstrm crc32 cpuid"
+                    model="Raspberry Pi 3 Model B Plus Rev 1.3" ;;
+        cortex-a72) part=0xd08 variant=0x0 revision=3 features="fp asimd evtstrm crc32 cpuid"
+                    model="Raspberry Pi 4 Model B Rev 1.4" ;;
+        cortex-a76) part=0xd0b variant=0x4 revision=1
+                    features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
+                    model="Raspberry Pi 5 Model B Rev 1.0" ;;
+        *) echo "arm64: no /proc/cpuinfo preset for CPU $1 (cortex-a53, cortex-a72, cortex-a76)" >&2; return 64 ;;
+    esac
+    : > "$2"
+    for i in $(seq 0 $(( $(nproc --all) - 1 ))); do
+        printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: %s\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: %s\nCPU part\t: %s\nCPU revision\t: %s\n\n' \
+            "$i" "$features" "$variant" "$part" "$revision" >> "$2"
+    done
+    printf 'Model\t\t: %s\n' "$model" >> "$2"
+}

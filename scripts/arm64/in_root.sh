@@ -8,6 +8,8 @@
 # environment. The network namespace is the host's: 127.0.0.1 inside reaches a broker on the host. By
 # default the repository is bound read-only at /src and ../shared at /shared. With --outside the mounts are
 # made the same way but COMMAND runs on the host (for installers that chroot into the root themselves).
+# The emulated CPU is $FACEAGENT_ARM64_CPU (default cortex-a72, the Pi 4's), with a matching /proc/cpuinfo
+# (see common.sh).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -40,10 +42,13 @@ ensure_binfmt
 # The host's CA bundle, because it may hold a CA that the network in between requires for HTTPS (PyPI).
 cp /etc/ssl/certs/ca-certificates.crt "$ARM64_ROOT/etc/ssl/certs/host-ca-certificates.crt"
 cp /etc/resolv.conf "$ARM64_ROOT/etc/resolv.conf"
+cpuinfo="$ARM64_ROOT/etc/faceagent-emulated-cpuinfo"
+write_cpuinfo "$ARM64_CPU" "$cpuinfo"
 
 mount_script='set -e
-root=$1; outside=$2; shift 2
+root=$1; outside=$2; cpuinfo=$3; shift 3
 mount -t proc proc "$root/proc"
+mount --bind "$cpuinfo" "$root/proc/cpuinfo"
 mount --rbind /dev "$root/dev"
 mount -t sysfs -o ro sysfs "$root/sys"
 mount -t tmpfs tmpfs "$root/tmp"
@@ -64,10 +69,10 @@ env_vars=(
     HOME=/root LANG=C.UTF-8 PATH=/opt/faceagent/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     PIP_CERT=/etc/ssl/certs/host-ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1
     PIP_DEFAULT_TIMEOUT=180 PYTHONDONTWRITEBYTECODE=1 FACEAGENT_CACHE_DIR=/var/lib/faceagent DEBIAN_FRONTEND=noninteractive
-    FACEAGENT_SHARED_DIR=/shared
+    FACEAGENT_SHARED_DIR=/shared QEMU_CPU="$ARM64_CPU"
 )
 for var in FACEAGENT_LOG_LEVEL PYTHONHASHSEED; do
     [ -n "${!var:-}" ] && env_vars+=("$var=${!var}")
 done
-exec unshare --mount --propagation private nice sh -c "$mount_script" in_root "$ARM64_ROOT" "$outside" \
+exec unshare --mount --propagation private nice sh -c "$mount_script" in_root "$ARM64_ROOT" "$outside" "$cpuinfo" \
     "${#binds[@]}" "${binds[@]}" "${env_vars[@]}" "$@"

@@ -88,7 +88,7 @@ count() {  # cpu stage n -> instructions
     local out
     out=$(mktemp)
     env -i PATH=/usr/bin:/bin PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 LANG=C.UTF-8 \
-        PYTHONPATH="/$site" FACEAGENT_CACHE_DIR=/var/lib/faceagent \
+        PYTHONPATH="$ARM64_ROOT/$site" \
         nice qemu-aarch64 -cpu "$1" -L "$ARM64_ROOT" -plugin "$PLUGIN,out=$out" \
         "$ARM64_ROOT/usr/bin/python3" "$HERE/infer_n.py" "$model_path" "$image_path" "$3" --stage "$2" 2>/dev/null
     awk '/^insns /{print $2}' "$out"
