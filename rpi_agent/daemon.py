@@ -22,7 +22,7 @@ from typing import Any
 
 from rpi_agent import __version__
 from rpi_agent.config import AppConfig, CameraConfig, camera_uses_own_detector
-from rpi_agent.errors import ConfigError
+from rpi_agent.errors import ConfigError, SourceError
 from rpi_agent.notify import Notifier
 from rpi_agent.readers import CameraReader, FrameMailbox
 from rpi_agent.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
@@ -192,7 +192,11 @@ class Daemon:
         """Build, run until a signal or the end of every source, then shut down in order.
 
         Returns:
-            0 after a clean stop. Exceptions propagate after the shutdown (relay locked first).
+            0 after a clean stop (signal, or every source at its end).
+
+        Raises:
+            SourceError: A camera failed in a way its retries could not fix (after the shutdown).
+            Exception: Anything else that went wrong, also after the shutdown (relay locked first).
         """
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -202,6 +206,10 @@ class Daemon:
             self._shutdown()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        failed = [f"camera {name}: {s.error}" for name, s in self.mailbox.state.items() if s.error]
+        if failed and not self.stop_event.is_set():
+            # Exit non-zero so systemd's Restart=on-failure tries the camera again.
+            raise SourceError("; ".join(failed))
         return 0
 
     def _start(self) -> None:
