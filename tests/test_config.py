@@ -192,7 +192,8 @@ def test_config_tree_is_frozen():
         ("mqtt://broker", {"mqtt.host": "broker", "mqtt.port": 1883}),
         ("mqtts://broker", {"mqtt.host": "broker", "mqtt.port": 8883, "mqtt.tls": True}),
         ("mqtt://u%40x:p%3Aw@10.0.0.2:1884",
-         {"mqtt.host": "10.0.0.2", "mqtt.port": 1884, "mqtt.username": "u@x", "mqtt.password": "p:w"}),
+         {"mqtt.host": "10.0.0.2", "mqtt.port": 1884, "mqtt.username": "u@x", "mqtt.password": "p:w",
+          "mqtt.password_credential": "", "mqtt.password_env": ""}),
     ],
 )
 def test_mqtt_url_overrides(url, expected):

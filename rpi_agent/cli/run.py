@@ -52,7 +52,9 @@ def mqtt_url_overrides(url: str) -> dict[str, Any]:
     if parts.username:
         overrides["mqtt.username"] = unquote(parts.username)
     if parts.password:
-        overrides["mqtt.password"] = unquote(parts.password)
+        # A password on the command line wins over the credential file and the environment.
+        overrides.update({"mqtt.password": unquote(parts.password), "mqtt.password_credential": "",
+                          "mqtt.password_env": ""})
     return overrides
 
 
