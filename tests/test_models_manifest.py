@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -78,11 +79,17 @@ def test_checkout_path_is_the_packaged_manifest() -> None:
 
 
 def test_a_non_editable_install_finds_the_manifest(tmp_path: Path) -> None:
+    # Build from a copy: an in-tree build would leave build/ and egg-info behind in the checkout.
+    source = tmp_path / "src"
+    shutil.copytree(REPO_ROOT / "rpi_agent", source / "rpi_agent", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (REPO_ROOT / name).is_file():
+            shutil.copy(REPO_ROOT / name, source / name)
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps",
-                    str(REPO_ROOT)], check=True, capture_output=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(source)],
+                   check=True, capture_output=True)
     probe = ("import rpi_agent.models as m, rpi_agent.models.buildenv as b;"
              "print(m.__file__); print(len(m.load_manifest().names())); print('onnx2tf' in b.requirements_text())")
     out = subprocess.run([str(python), "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True)
