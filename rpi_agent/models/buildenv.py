@@ -66,6 +66,8 @@ def ensure_build_env() -> Path:
     """
     if is_current():
         return venv_python()
+    if os.environ.get(PYTHON_ENV):
+        raise RuntimeMissingError(f"${PYTHON_ENV} points to {os.environ[PYTHON_ENV]}, which does not exist")
     target = venv_dir()
     logger.warning("creating the build venv in %s (one time, about 3 GB and 2 minutes)", target)
     shutil.rmtree(target, ignore_errors=True)
