@@ -92,7 +92,8 @@ def kmodel_detections(name: str, *, threshold: float) -> list[list[Detection]]:
         h, w = rgb.shape[:2]
         boxes, best = numpy_faces(scores[i], loc[i], threshold=threshold, width=w, height=h)
         boxes = np.clip(boxes, 0, [w, h, w, h])
-        result.append([Detection(tuple(map(float, b)), float(s)) for b, s in zip(boxes, best, strict=True)])
+        result.append([Detection((float(b[0]), float(b[1]), float(b[2]), float(b[3])), float(s))
+                       for b, s in zip(boxes, best, strict=True)])
     return result
 
 

@@ -1,0 +1,174 @@
+"""The K210 serial source over a real pseudo-terminal: valid frames, garbage, a board error, a disconnect."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import tty
+from pathlib import Path
+
+import pytest
+
+from rpi_agent.errors import ConfigError, ProtocolError
+from rpi_agent.sources.k210 import K210Source, parse_line, parse_spec
+from rpi_agent.types import Detection
+
+WAIT = 10.0  # seconds to wait for something that normally takes milliseconds
+
+
+class PtyBoard:
+    """The board's end of a serial line: a pty master, reached through a stable symlink."""
+
+    def __init__(self, link: Path) -> None:
+        self.link = link
+        self.master = -1
+        self.slave = -1
+        self.plug()
+
+    def plug(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        tmp = self.link.with_suffix(".new")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(os.ttyname(self.slave))
+        os.replace(tmp, self.link)  # like udev's /dev/serial/by-id link after re-plugging
+
+    def unplug(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+        self.link.unlink()
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+
+def _consume(source: K210Source, out: queue.Queue[tuple[float, list[Detection]]]) -> None:
+    for item in source:
+        out.put(item)
+
+
+def _sync(board: PtyBoard, out: queue.Queue[tuple[float, list[Detection]]]) -> None:
+    # pyserial flushes input when it opens the port: repeat an empty frame until one gets through.
+    for _ in range(int(WAIT / 0.05)):
+        board.send(b'{"t": 0, "faces": []}\n')
+        try:
+            out.get(timeout=0.05)
+        except queue.Empty:
+            continue
+        while True:  # drain the other sync frames
+            try:
+                out.get(timeout=0.2)
+            except queue.Empty:
+                return
+    pytest.fail("the source never read from the pseudo-terminal")
+
+
+def _next(out: queue.Queue[tuple[float, list[Detection]]]) -> list[Detection]:
+    return out.get(timeout=WAIT)[1]
+
+
+GARBAGE = [
+    b"\x00\xff\xfe binary noise\n",
+    b"MicroPython v0.6.2 on 2021-01-01; Sipeed_M1 with kendryte-k210\n",
+    b'{"t": 5, "faces": [[1, 2, 3]]}\n',
+    b'{"t": 6, "faces": [[10, 10, 400, 20, 0.9]]}\n',
+    b'{"t": 7, "faces": [[10, 10, 20, 20, 1.5]]}\n',
+    b'[1, 2, 3]\n',
+    b'{"t": 8}\n',
+]
+
+
+def test_frames_garbage_and_a_disconnect_over_a_pty(tmp_path: Path) -> None:
+    board = PtyBoard(tmp_path / "ttyK210")
+    source = K210Source(str(board.link), baud=115200, read_timeout=0.05, backoff=0.05, backoff_max=0.2)
+    out: queue.Queue[tuple[float, list[Detection]]] = queue.Queue()
+    reader = threading.Thread(target=_consume, args=(source, out), daemon=True)
+    reader.start()
+    try:
+        _sync(board, out)
+        frames_before = source.counters.frames
+        board.send(b'{"t": 10, "faces": [[10, 20, 50, 70, 0.93], [100.5, 40, 140, 90.25, 0.7]]}\n')
+        assert _next(out) == [Detection((10.0, 20.0, 50.0, 70.0), 0.93), Detection((100.5, 40.0, 140.0, 90.25), 0.7)]
+        for line in GARBAGE:
+            board.send(line)
+        board.send(b'{"t": 11, "error": "model file /sd/faceagent.kmodel not found"}\n')
+        board.send(b'{"t": 12, "faces": [[1, 1, ')  # a line arriving in two pieces
+        board.send(b'9, 9, 0.61]]}\r\n')
+        assert _next(out) == [Detection((1.0, 1.0, 9.0, 9.0), 0.61)]
+        assert source.counters.malformed == len(GARBAGE)
+        assert source.counters.board_errors == 1
+        assert source.counters.frames == frames_before + 2
+
+        board.send(b'{"t": 13, "faces": [[0, 0, 5')  # cut by the disconnect
+        board.unplug()
+        board.plug()
+        _sync(board, out)
+        board.send(b'{"t": 14, "faces": [[2, 2, 30, 30, 0.8]]}\n')
+        assert _next(out) == [Detection((2.0, 2.0, 30.0, 30.0), 0.8)]
+        assert source.counters.reconnects == 1
+        assert source.counters.malformed == len(GARBAGE)  # the cut line is dropped, not counted
+    finally:
+        source.close()
+        reader.join(timeout=WAIT)
+        board.unplug()
+    assert not reader.is_alive()
+
+
+def test_close_stops_a_source_whose_port_never_appears(tmp_path: Path) -> None:
+    source = K210Source(str(tmp_path / "absent"), read_timeout=0.05, backoff=0.05, backoff_max=0.1)
+    reader = threading.Thread(target=lambda: list(source), daemon=True)
+    reader.start()
+    reader.join(timeout=0.5)
+    assert reader.is_alive()  # still retrying
+    source.close()
+    source.close()  # idempotent
+    reader.join(timeout=WAIT)
+    assert not reader.is_alive()
+    assert source.counters.frames == 0
+
+
+def test_frames_carry_the_detections_and_no_pixels(tmp_path: Path) -> None:
+    board = PtyBoard(tmp_path / "ttyK210")
+    source = K210Source(str(board.link), camera="door", read_timeout=0.05, backoff=0.05)
+    got = threading.Event()
+
+    def keep_sending() -> None:  # until the source has opened the port and read a line
+        while not got.wait(0.05):
+            board.send(b'{"t": 1, "faces": [[3, 4, 30, 40, 0.9]]}\n')
+
+    sender = threading.Thread(target=keep_sending, daemon=True)
+    sender.start()
+    try:
+        frame = next(source.frames())
+        got.set()
+        sender.join(timeout=WAIT)
+        assert frame.camera == "door" and frame.index == 0 and frame.rgb is None
+        assert (frame.width, frame.height) == (320, 240)
+        assert frame.detections == (Detection((3.0, 4.0, 30.0, 40.0), 0.9),)
+    finally:
+        got.set()
+        source.close()
+        board.unplug()
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [("k210:/dev/ttyUSB0", ("/dev/ttyUSB0", 115200)), ("k210:/dev/ttyACM1?baud=921600", ("/dev/ttyACM1", 921600))],
+)
+def test_spec_parsing(spec: str, expected: tuple[str, int]) -> None:
+    assert parse_spec(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["k210:", "k210:/dev/ttyUSB0?baud=123", "k210:/dev/x?speed=9600", "usb:/dev/x"])
+def test_bad_specs_are_config_errors(spec: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_spec(spec)
+
+
+def test_parse_line_rejects_nan_and_booleans() -> None:
+    with pytest.raises(ProtocolError):
+        parse_line(b'{"faces": [[NaN, 1, 2, 3, 0.5]]}')
+    with pytest.raises(ProtocolError):
+        parse_line(b'{"faces": [[true, 1, 2, 3, 0.5]]}')
+    assert parse_line(b'{"t": 1, "faces": []}') == []
