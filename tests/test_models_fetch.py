@@ -58,15 +58,27 @@ def http_base(upstream_dir: Path, tmp_path: Path) -> Iterator[str]:
         server.server_close()
 
 
-def test_copies_and_verifies_all_weights_from_a_folder(tmp_path: Path, upstream_dir: Path) -> None:
+def test_copies_and_verifies_all_weights_from_a_folder(tmp_path: Path, upstream_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     results = fetch_weights(source=upstream_dir, dest=tmp_path / "w")
     manifest = load_manifest()
     assert [r.name for r in results] == list(manifest.weights)
     for r in results:
         assert r.path.parent == tmp_path / "w"
         assert sha256_file(r.path) == manifest.weights[r.name] == r.sha256
-    again = fetch_weights([RFB], source=upstream_dir, dest=tmp_path / "w")
-    assert again[0].origin == "cache"
+    # Without a named source the verified cache copy is used: no download.
+    monkeypatch.delenv("FACEAGENT_WEIGHTS_DIR", raising=False)
+    (again,) = fetch_weights([RFB], dest=tmp_path / "w")
+    assert again.origin == "cache"
+
+
+def test_a_bad_named_source_is_refused_even_with_a_good_cache(tmp_path: Path, upstream_dir: Path,
+                                                              corrupt_dir: Path) -> None:
+    dest = tmp_path / "w"
+    fetch_weights([RFB], source=upstream_dir, dest=dest)
+    with pytest.raises(WeightsError, match="SHA-256 mismatch"):
+        fetch_weights([RFB], source=corrupt_dir, dest=dest)
+    assert sha256_file(dest / RFB) == load_manifest().weights[RFB]  # the good copy is untouched
 
 
 def test_a_hash_mismatch_is_refused_and_nothing_is_kept(tmp_path: Path, corrupt_dir: Path) -> None:

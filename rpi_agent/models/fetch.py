@@ -2,7 +2,8 @@
 
 Sources, first match wins: an explicit ``source`` (a directory or a base URL), the
 ``FACEAGENT_WEIGHTS_DIR`` environment variable, then the upstream repository at the pinned
-commit. A file already in the cache with the right hash is kept as it is.
+commit. A named source is always copied and checked; the download is skipped when the cache
+already holds a file with the pinned hash.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def fetch_weights(
 
 def _fetch_one(name: str, expected: str, *, src: str | None, dest: Path, manifest: Manifest) -> FetchResult:
     target = dest / name
-    if target.is_file() and sha256_file(target) == expected:
+    # A named source is always checked (a user pointing at a folder wants to hear that its file is
+    # bad); the upstream download is skipped when the cache already holds the verified file.
+    if src is None and target.is_file() and sha256_file(target) == expected:
         logger.debug("weights %s already verified in %s", name, dest)
         return FetchResult(name, target, expected, "cache")
     dest.mkdir(parents=True, exist_ok=True)
