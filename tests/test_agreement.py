@@ -51,3 +51,18 @@ def test_int8_agrees_with_upstream_fp32(arch: str, faces_dir: Path, upstream_dir
     )
     assert result.reference > 10 * len(images) // 2, "the photos hold many faces; too few were found"
     assert result.f1 >= MIN_F1, result.to_dict()
+
+
+def test_agreement_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from rpi_agent.cli import main
+
+    assert main(["-q", "eval", "agreement", "--model", "slim-320", "--resize", "stretch", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["images"] == 24
+    assert record["reference_model"].endswith("version-slim-320_without_postprocessing.tflite")
+    assert record["f1"] == pytest.approx(2 * record["matched"] / (record["reference"] + record["candidate"]), abs=1e-4)
+    # 640 variants have no upstream FP32 file to compare against by default.
+    assert main(["-q", "eval", "agreement", "--model", "RFB-640"]) == 1
+    assert "give --reference" in capsys.readouterr().err

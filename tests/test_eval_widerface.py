@@ -15,9 +15,9 @@ from rpi_agent.face_detector import FaceDetector
 from rpi_agent.paths import model_file
 
 SUBSET = 40
-# On 40 images one face more or less moves hard AP by ~0.005; the full val_dev figures
+# On these 40 images INT8 and FP32 differ by up to ~0.011 AP; the full val_dev figures
 # (docs/accuracy.md) hold INT8 to 0.01 of FP32.
-SUBSET_TOLERANCE = 0.03
+SUBSET_TOLERANCE = 0.02
 # Reference AP of upstream FP32 on val_dev, stretch (../shared/README.md).
 REFERENCE = {"RFB": (0.760, 0.651, 0.385), "slim": (0.749, 0.629, 0.351)}
 

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from rpi_agent.cli.detect import positive_int
-from rpi_agent.errors import DatasetError
+from rpi_agent.errors import DatasetError, ModelError
 from rpi_agent.paths import shared_dir
 from rpi_agent.preprocess import RESIZE_MODES
 
@@ -21,6 +21,7 @@ examples:
   faceagent eval widerface --images val/images --gt ground_truth --out preds/ --json
   faceagent eval widerface --model RFB-320 --size 640x480      # needs the RFB-320@640x480 build
   faceagent eval widerface --pred preds/ --gt ground_truth     # score an existing submission
+  faceagent eval agreement --model slim-320                    # INT8 vs upstream FP32 on the photos
 """
 
 
@@ -71,6 +72,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     wider.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
     wider.add_argument("--json", action="store_true", help="print the result as one JSON object")
     wider.set_defaults(func=run_widerface)
+    _register_agreement(benchmarks)
+
+
+def _register_agreement(benchmarks: argparse._SubParsersAction) -> None:
+    from rpi_agent.evaluation.agreement import AGREEMENT_IOU, AGREEMENT_SCORE
+    from rpi_agent.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE
+
+    agree = benchmarks.add_parser(
+        "agreement", help="F1 of a model's faces against a reference model's (INT8 vs FP32)",
+        description="Run two models on the same photos and match their faces greedily (IoU "
+                    f"{AGREEMENT_IOU}, scores >= {AGREEMENT_SCORE}); print precision, recall and F1 of "
+                    "--model against --reference.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    root = shared_dir()
+    agree.add_argument("--model", default=DEFAULT_MODEL, help=f"candidate model (default {DEFAULT_MODEL}, INT8)")
+    agree.add_argument("--reference", metavar="NAME|PATH",
+                       help="reference model (default: upstream's FP32 .tflite of the same 320 network)")
+    agree.add_argument("--images", type=Path, default=root / "data" / "faces" if root else None, metavar="DIR",
+                       help="photos (default ../shared/data/faces)")
+    agree.add_argument("--resize", choices=RESIZE_MODES, default=DEFAULT_RESIZE,
+                       help=f"resize mode of both models (default {DEFAULT_RESIZE})")
+    agree.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    agree.set_defaults(func=run_agreement)
 
 
 def _predictions(args: argparse.Namespace) -> tuple[dict, dict]:
@@ -121,4 +146,36 @@ def run_widerface(args: argparse.Namespace) -> int:
     for key in ("out", "plot"):
         if key in record:
             print(f"  {key}: {record[key]}")
+    return 0
+
+
+def _default_reference(model: str) -> str:
+    arch, _, size = model.partition(":")[0].partition("-")
+    root = shared_dir()
+    upstream = root / "models" / "upstream" / f"version-{arch}-320_without_postprocessing.tflite" if root else None
+    if size != "320" or upstream is None or not upstream.is_file():
+        raise ModelError(f"no upstream FP32 model for {model!r}: give --reference NAME|PATH")
+    return str(upstream)
+
+
+def run_agreement(args: argparse.Namespace) -> int:
+    from rpi_agent.evaluation.agreement import agreement_options, compare_detectors
+    from rpi_agent.face_detector import FaceDetector
+    from rpi_agent.images import iter_image_paths
+
+    if args.images is None:
+        raise DatasetError("no --images given and ../shared/data/faces is not available")
+    reference = args.reference or _default_reference(str(args.model))
+    images = list(iter_image_paths([args.images]))
+    detectors = [FaceDetector.from_model(m, resize=args.resize, options=agreement_options())
+                 for m in (reference, args.model)]
+    result = compare_detectors(*detectors, images)
+    record = {"model": str(args.model), "reference_model": reference, "images": len(images), "resize": args.resize,
+              **result.to_dict()}
+    if args.json:
+        print(json.dumps(record))
+    else:
+        print(f"{args.model} vs {reference} on {len(images)} image(s), {args.resize}: F1 {result.f1:.4f} "
+              f"(precision {result.precision:.4f}, recall {result.recall:.4f}, "
+              f"{result.matched}/{result.reference} reference faces matched, {result.candidate} found)")
     return 0
