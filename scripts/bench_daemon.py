@@ -44,7 +44,7 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
-def make_frames(folder: Path, *, width: int, height: int, repeat: int) -> int:
+def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: list[str] | None = None) -> int:
     """Letterboxed photos, twice each then a blank frame, ``repeat`` times; returns the frame count."""
     from PIL import Image
 
@@ -52,6 +52,8 @@ def make_frames(folder: Path, *, width: int, height: int, repeat: int) -> int:
     if faces is None:
         sys.exit("bench_daemon: ../shared is missing (the face photos)")
     photos = sorted((faces / "data" / "faces").glob("*.jpg"), key=lambda p: int(p.stem))
+    if only:
+        photos = [p for p in photos if p.stem in only]
     blank = np.zeros((height, width, 3), np.uint8)
     count = 0
     for _ in range(repeat):
@@ -188,6 +190,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", default="640x480", help="frame size WxH (camera-like)")
     parser.add_argument("--repeat", type=int, default=3, help="passes over the photos")
+    parser.add_argument("--photos", help="only these photos, e.g. 5,13,22 (few faces, like a door camera)")
     parser.add_argument("--worker", choices=("bare", "daemon"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--mqtt-port", type=int, help=argparse.SUPPRESS)
@@ -201,7 +204,8 @@ def main() -> None:
         tmpdir = Path(tmp)
         folder = tmpdir / "frames"
         folder.mkdir()
-        frames = make_frames(folder, width=width, height=height, repeat=args.repeat)
+        only = args.photos.split(",") if args.photos else None
+        frames = make_frames(folder, width=width, height=height, repeat=args.repeat, only=only)
         bare = spawn("bare", args, folder, [])
         broker = start_mosquitto(tmpdir)
         extra = ["--state", str(tmpdir / "state")] + (["--mqtt-port", str(broker[1])] if broker else [])
@@ -213,6 +217,7 @@ def main() -> None:
                 broker[0].wait(10)
     report = {
         "model": args.model, "threads": args.threads, "frame_size": f"{width}x{height}", "frames": frames,
+        "photos": args.photos or "all",
         "frames_with_faces": frames * 2 // 3, "bare_inference": bare, "daemon_end_to_end": daemon,
         "daemon_vs_bare_fps": round(float(daemon["fps"]) / float(bare["fps"]), 3),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
