@@ -100,6 +100,8 @@ BAD = {
                              "cameras[0].gpio.zones: unknown zone 'hall'"),
     "missing model": (f"[detector]\nmodel = 'no-such-model'\n{CAMERA}", "detector.model:"),
     "missing model file": (f"[detector]\nmodel = '/nonexistent/m.tflite'\n{CAMERA}", "detector.model:"),
+    "unreadable TLS file": (f"[mqtt]\ntls_ca_certs = '/nonexistent/ca.crt'\n{CAMERA}",
+                            "mqtt.tls_ca_certs: /nonexistent/ca.crt: No such file or directory"),
     "duplicate camera": (f"{CAMERA}{CAMERA}", "cameras[1].name: 'door' is used by another camera"),
     "choice": (f"[detector]\nresize = 'crop'\n{CAMERA}", "detector.resize: 'crop' is not one of"),
     "syntax": ("[detector\nmodel = 1\n", "TOML syntax error"),

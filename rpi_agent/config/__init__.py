@@ -146,6 +146,25 @@ def check_model(config: AppConfig) -> Path:
     return path
 
 
+def check_tls_files(config: AppConfig) -> None:
+    """Each configured MQTT TLS file can be read.
+
+    Raises:
+        ConfigError: ``mqtt.<key>: <path>: <why>``.
+    """
+    if not config.mqtt.enabled:
+        return
+    for key in ("tls_ca_certs", "tls_client_cert", "tls_client_key"):
+        path: Path | None = getattr(config.mqtt, key)
+        if path is None:
+            continue
+        try:
+            with path.open("rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            raise ConfigError(f"mqtt.{key}: {path}: {exc.strerror or exc}") from None
+
+
 def camera_uses_own_detector(camera: CameraConfig) -> bool:
     """Whether the camera's source detects faces itself (a K210 board), so needs no model."""
     return camera.source.startswith("k210:")
@@ -159,7 +178,8 @@ def load_config(
     Args:
         path: The TOML file; ``None`` means the built-in defaults (plus overrides).
         overrides: Dotted keys set after reading, e.g. ``{"cameras[0].source": "photos/"}``.
-        check_files: Also check that the model exists (what ``run`` and ``check-config`` do).
+        check_files: Also check that the model and the TLS files can be read (what ``run`` and
+            ``check-config`` do).
 
     Raises:
         ConfigError: One line naming the file or the key.
@@ -168,4 +188,5 @@ def load_config(
     config = parse_config(raw, overrides=overrides)
     if check_files:
         check_model(config)
+        check_tls_files(config)
     return config
