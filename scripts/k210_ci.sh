@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install what the K210 tests need, then compile the kmodels:
+#   * the nncase 1.9 venv (Python 3.10) under $FACEAGENT_CACHE_DIR/venvs/nncase (scripts/k210_env.sh);
+#   * MicroPython for node (npm @micropython/micropython-webassembly-pyscript) under
+#     $FACEAGENT_CACHE_DIR/node, git-ignored, to run the board code on the host;
+#   * V5 kmodels of slim-320 and RFB-320 (`faceagent k210 build`), after `faceagent models build`.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+export FACEAGENT_CACHE_DIR="${FACEAGENT_CACHE_DIR:-$repo/.cache}"
+MP_PACKAGE="@micropython/micropython-webassembly-pyscript"
+MP_VERSION="1.27.0"
+start=$SECONDS
+
+bash scripts/k210_env.sh
+
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "k210_ci: installing node and npm"
+  apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+node_dir="$FACEAGENT_CACHE_DIR/node"
+mjs="$node_dir/node_modules/$MP_PACKAGE/micropython.mjs"
+if [[ ! -f "$mjs" ]] || ! grep -q "\"version\": \"$MP_VERSION\"" "$node_dir/node_modules/$MP_PACKAGE/package.json"; then
+  mkdir -p "$node_dir"
+  npm install --silent --no-audit --no-fund --prefix "$node_dir" "$MP_PACKAGE@$MP_VERSION"
+fi
+if ! .venv/bin/python -c 'from rpi_agent.k210.micropython import run_micropython as r; assert r("print(6 * 7)").strip() == "42"'; then
+  echo "k210_ci: MicroPython does not run under node ($mjs)" >&2
+  exit 1
+fi
+
+.venv/bin/faceagent k210 build
+echo "k210_ci: ready in $((SECONDS - start)) s"
