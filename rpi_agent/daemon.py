@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rpi_agent import __version__
 from rpi_agent.config import AppConfig, CameraConfig, camera_uses_own_detector
@@ -27,6 +27,12 @@ from rpi_agent.notify import Notifier
 from rpi_agent.readers import CameraReader, FrameMailbox
 from rpi_agent.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
 from rpi_agent.types import Frame, FrameResult
+
+if TYPE_CHECKING:
+    from rpi_agent.face_detector import FaceDetector
+    from rpi_agent.pipeline import Pipeline
+    from rpi_agent.sinks.gpio import GpioSink
+    from rpi_agent.sinks.mqtt import MqttSink
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +73,19 @@ class Daemon:
         self.stop_event = threading.Event()
         self.mailbox = FrameMailbox([c.name for c in config.cameras])
         self.stats = StatsWindow()
-        self.pipelines: dict[str, Any] = {}
-        self.gpio: dict[str, Any] = {}
-        self.mqtt: Any = None
+        self.pipelines: dict[str, Pipeline] = {}
+        self.gpio: dict[str, GpioSink] = {}
+        self.mqtt: MqttSink | None = None
         self.readers: list[CameraReader] = []
         self._last_frame: dict[str, Frame] = {}
-        self._commands: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._next_stats = 0.0
         self._next_status = 0.0
         stats_every = config.logging.stats_interval
         self._status_every = min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL
 
     # -- building -------------------------------------------------------------------------------
-    def _build_detector(self) -> Any:
+    def _build_detector(self) -> FaceDetector | None:
         if all(camera_uses_own_detector(c) for c in self.config.cameras):
             return None
         from rpi_agent.decoder import DecodeOptions
@@ -101,10 +107,9 @@ class Daemon:
         from rpi_agent.sinks.gpio import GpioSink
 
         for camera in wired:
-            if camera.gpio.enabled:
-                self.gpio[camera.name] = GpioSink(
-                    camera.gpio, camera=camera.name, pin_factory=self.gpio_factory, on_state=self._on_state
-                )
+            self.gpio[camera.name] = GpioSink(
+                camera.gpio, camera=camera.name, pin_factory=self.gpio_factory, on_state=self._on_state
+            )
 
     def _build_mqtt(self) -> None:
         if not self.config.mqtt.enabled:
@@ -128,7 +133,7 @@ class Daemon:
             remote_unlock=[c.name for c in cameras if c.gpio.allow_remote_unlock and c.gpio.relay_pin is not None],
         )
 
-    def _build_cameras(self, detector: Any) -> None:
+    def _build_cameras(self, detector: FaceDetector | None) -> None:
         from rpi_agent.pipeline import Pipeline
         from rpi_agent.sources import DEFAULT_LORES, open_source
 
@@ -218,8 +223,8 @@ class Daemon:
         self._build_mqtt()
         detector = self._build_detector()
         self._build_cameras(detector)
+        self._publish_initial_states()
         if self.mqtt is not None:
-            self._publish_initial_states()
             self.mqtt.start()
         for reader in self.readers:
             reader.start()
@@ -233,6 +238,8 @@ class Daemon:
 
     def _publish_initial_states(self) -> None:
         # Retained states are (re)sent on every connect, so subscribers see LOCKED from the start.
+        if self.mqtt is None:
+            return
         for camera in self.config.cameras:
             self.mqtt.publish_state(camera.name, "detect", "ON" if camera.detect else "OFF")
             sink = self.gpio.get(camera.name)
