@@ -35,6 +35,7 @@ class Notifier:
         self._clock = clock
         self._last_ping = float("-inf")
         self._sock: socket.socket | None = None
+        self._failing = False
         if address:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
 
@@ -72,8 +73,11 @@ class Notifier:
         try:
             self._sock.sendto("\n".join(lines).encode(), address)
         except OSError as exc:
-            log.warning("systemd notify to %s failed: %s", self.address, exc)
+            if not self._failing:  # once per outage, not on every watchdog ping
+                log.warning("systemd notify to %s failed: %s", self.address, exc)
+            self._failing = True
             return False
+        self._failing = False
         return True
 
     def ready(self, *, status: str = "") -> bool:
