@@ -86,11 +86,11 @@ def _rank(cands):
 
 def _above_plain(values, base, threshold, out):
     # values: flat (score_bg, score_face) pairs of priors base, base+1, ...
-    n = len(values) // 2
-    for j in range(n):
-        s = values[2 * j + 1]
+    # MicroPython slices only with step 1, so walk the odd indices; range() allocates nothing.
+    for k in range(1, len(values), 2):
+        s = values[k]
         if s > threshold:
-            out.append((s, base + j))
+            out.append((s, base + (k >> 1)))
 
 
 def _above_ulab(values, base, threshold, out):
@@ -167,12 +167,21 @@ def _area(b):
     return w * h
 
 
-def iou(a, b):
+def iou(a, b, area_a=None, area_b=None):
     """IoU of two xyxy boxes with the decoder's epsilon in the denominator."""
+    # Disjoint boxes (most pairs) return before any float is allocated beyond the width.
     w = min(a[2], b[2]) - max(a[0], b[0])
+    if w <= 0.0:
+        return 0.0
     h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = w * h if (w > 0.0 and h > 0.0) else 0.0
-    return inter / (_area(a) + _area(b) - inter + NMS_EPS)
+    if h <= 0.0:
+        return 0.0
+    inter = w * h
+    if area_a is None:
+        area_a = _area(a)
+    if area_b is None:
+        area_b = _area(b)
+    return inter / (area_a + area_b - inter + NMS_EPS)
 
 
 def nms(boxes, iou_threshold=0.3, top_k=-1):
@@ -187,14 +196,17 @@ def nms(boxes, iou_threshold=0.3, top_k=-1):
         the kept boxes, best first.
     """
     kept = []
+    areas = []
     for b in boxes:
+        area = _area(b)
         ok = True
-        for k in kept:
-            if iou(k, b) > iou_threshold:
+        for k in range(len(kept)):
+            if iou(kept[k], b, areas[k], area) > iou_threshold:
                 ok = False
                 break
         if ok:
             kept.append(b)
+            areas.append(area)
             if 0 < top_k == len(kept):
                 break
     return kept
