@@ -48,19 +48,17 @@ fi
 
 # qemu-plugin.h comes with qemu's source, not with any binary package; fetch the source package of the
 # installed version through apt with a private sources list, leaving the host's apt configuration alone.
-qemu_version=$(dpkg-query -W -f '${Version}' qemu-user)
-header_dir="$TOOLS/qemu-$qemu_version"
+qemu_version=$(dpkg-query -W -f '${source:Version}' qemu-user)
+header_dir="$TOOLS/qemu-${qemu_version//:/_}"
 if [ ! -f "$header_dir/qemu-plugin.h" ]; then
     work=$(mktemp -d)
     mkdir -p "$work/lists/partial"
-    sed -n 's/^URIs: *//p; s/^deb \(http[^ ]*\).*/\1/p' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
-        2>/dev/null | grep -E 'debian(-security)?/?$' | sort -u > "$work/mirrors"
-    main_mirror=$(grep -v security "$work/mirrors" | head -n1)
-    echo "deb-src ${main_mirror:-http://deb.debian.org/debian} bookworm main" > "$work/src.list"
+    echo "deb-src ${FACEAGENT_DEBIAN_MIRROR:-http://deb.debian.org/debian} bookworm main" > "$work/src.list"
+    echo "deb-src ${FACEAGENT_DEBIAN_MIRROR:-http://deb.debian.org/debian}-security bookworm-security main" \
+        >> "$work/src.list"
     opts=(-o "Dir::Etc::SourceList=$work/src.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$work/lists")
     apt-get "${opts[@]}" update -q >/dev/null
-    (cd "$work" && apt-get "${opts[@]}" source --download-only "qemu=$qemu_version" >/dev/null 2>&1 \
-        || apt-get "${opts[@]}" source --download-only qemu >/dev/null)
+    (cd "$work" && apt-get "${opts[@]}" source --download-only "qemu=$qemu_version" >/dev/null 2>&1)
     mkdir -p "$header_dir"
     tar -xJf "$work"/qemu_*.orig.tar.xz -C "$work" --wildcards '*/include/qemu/qemu-plugin.h'
     cp "$work"/qemu-*/include/qemu/qemu-plugin.h "$header_dir/"
@@ -77,22 +75,27 @@ fi
 model_path="$ARM64_ROOT/var/lib/faceagent/models/$MODEL/$MODEL-int8.tflite"
 if [ ! -f "$model_path" ]; then
     mkdir -p "$(dirname "$model_path")"
-    cp "$_cache/models/$MODEL/$MODEL-int8.tflite" "$model_path"
+    cp "$_cache/models/$MODEL/$MODEL-int8.tflite" "$model_path"  # install.sh copies only the configured one
 fi
 image_path=${IMAGE/#\/shared/$SHARED}
 site=$(cd "$ARM64_ROOT" && ls -d opt/faceagent/venv/lib/python3*/site-packages)
 
 # Run the root's python3 directly under the plugin-capable qemu: -L makes the guest's absolute paths
 # (its loader, libraries, site-packages) resolve inside the root, no chroot or binfmt needed.
+# The guest's /proc/cpuinfo is the host's then (the root has no /proc mounted): a private mount namespace
+# shows it a Pi's instead (see write_cpuinfo in common.sh).
 count() {  # cpu stage n -> instructions
-    local out
+    local out cpuinfo
     out=$(mktemp)
-    env -i PATH=/usr/bin:/bin PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 LANG=C.UTF-8 \
+    cpuinfo=$(mktemp)
+    write_cpuinfo "$1" "$cpuinfo"
+    unshare --mount --propagation private sh -c 'mount --bind "$1" /proc/cpuinfo; shift; exec "$@"' sh "$cpuinfo" \
+        env -i PATH=/usr/bin:/bin PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 LANG=C.UTF-8 \
         PYTHONPATH="$ARM64_ROOT/$site" \
         nice qemu-aarch64 -cpu "$1" -L "$ARM64_ROOT" -plugin "$PLUGIN,out=$out" \
-        "$ARM64_ROOT/usr/bin/python3" "$HERE/infer_n.py" "$model_path" "$image_path" "$3" --stage "$2" 2>/dev/null
+        "$ARM64_ROOT/usr/bin/python3" "$HERE/infer_n.py" "$model_path" "$image_path" "$3" --stage "$2" >&2
     awk '/^insns /{print $2}' "$out"
-    rm -f "$out"
+    rm -f "$out" "$cpuinfo"
 }
 
 for cpu in $CPUS; do
