@@ -101,3 +101,12 @@ pathlib.Path(args[2]).write_bytes(b"KMDL" + bytes(60))
     assert result["kmodel_version"] == 4 and Path(result["path"]).read_bytes().startswith(b"KMDL")
     info = json.loads((tmp_path / "out" / "build-info.json").read_text())
     assert info["kmodel_v4"]["size_bytes"] == 64
+    assert args[args.index("-i") + 1] == "onnx"
+
+    # ncc releases before v0.2.0-beta3 read no ONNX: a TFLite source is passed as such.
+    fp32 = model_file("slim-320", "fp32")
+    proc = _faceagent("k210", "build", "slim-320", "--ncc", str(ncc), "--source", str(fp32),
+                      "--out", str(tmp_path / "out"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    args = json.loads(log.read_text())["args"]
+    assert args[1] == str(fp32) and args[args.index("-i") + 1] == "tflite"

@@ -35,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                        help=f"model variants (default: {' '.join(DEFAULT_MODELS)}); input at most 320x240")
     build.add_argument("--ncc", type=Path, metavar="PATH",
                        help="ncc v0.2.0-beta4 binary: build V4 kmodels (MaixPy v0.6) instead of V5")
-    build.add_argument("--onnx", type=Path, metavar="FILE",
-                       help="compile this ONNX instead of the built/upstream one (one NAME only)")
+    build.add_argument("--source", "--onnx", dest="onnx", type=Path, metavar="FILE",
+                       help="compile this network instead of the built/upstream ONNX (one NAME only); "
+                            "with --ncc also a .tflite, e.g. <cache>/models/NAME/NAME-fp32.tflite")
     build.add_argument("--calib", type=Path, metavar="DIR",
                        help="calibration photos (default ../shared/data/faces, as the TFLite build)")
     build.add_argument("--out", type=Path, metavar="DIR",
@@ -50,7 +51,7 @@ def run_build(args: argparse.Namespace) -> int:
     from rpi_agent.k210.build import build_v4, build_v5
 
     if args.onnx is not None and len(args.names) != 1:
-        raise ModelError("--onnx needs exactly one model NAME")
+        raise ModelError("--source needs exactly one model NAME")
     if args.calib is not None and not args.calib.is_dir():
         raise ModelError(f"{args.calib}: calibration folder does not exist")
     for name in args.names:

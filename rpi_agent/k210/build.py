@@ -110,14 +110,14 @@ def input_size(name: str) -> tuple[int, int]:
 
 
 def resolve_onnx(name: str, onnx: Path | None = None) -> Path:
-    """The ONNX to compile: ``onnx`` if given, else the models build's, else the upstream one.
+    """The network to compile: ``onnx`` if given, else the models build's ONNX, else the upstream one.
 
     Raises:
         ModelError: None of them exists.
     """
     if onnx is not None:
         if not onnx.is_file():
-            raise ModelError(f"{onnx}: no such ONNX file")
+            raise ModelError(f"{onnx}: no such model file")
         return onnx
     built = models_dir() / name / f"{name}.onnx"
     if built.is_file():
@@ -203,6 +203,8 @@ def build_v5(name: str, *, onnx: Path | None = None, calib_dir: Path | None = No
     """Compile ``name`` to a V5 kmodel with nncase 1.9 and record it in build-info.json."""
     width, height = input_size(name)
     src = resolve_onnx(name, onnx)
+    if src.suffix != ".onnx":
+        raise ModelError(f"{src}: the nncase 1.9 build compiles ONNX only (a .tflite works with --ncc)")
     calib = calib_dir or default_calibration_dir()
     frames = calibration_frames(calib, width, height)
     out_dir = out_dir or models_dir() / name
@@ -240,7 +242,8 @@ def build_v4(name: str, *, ncc: Path, onnx: Path | None = None, calib_dir: Path 
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="faceagent-ncc-") as tmp:
         dataset = _write_dataset(frames, Path(tmp) / "dataset")
-        cmd = [str(ncc), "compile", str(src), str(target), "-i", "onnx", "-t", "k210", "--dataset", str(dataset),
+        fmt = "tflite" if src.suffix == ".tflite" else "onnx"  # ncc before v0.2.0-beta3 reads no ONNX
+        cmd = [str(ncc), "compile", str(src), str(target), "-i", fmt, "-t", "k210", "--dataset", str(dataset),
                "--inference-type", "uint8", "--input-mean", NCC_MEAN, "--input-std", NCC_STD]
         log.info("running %s", " ".join(cmd))
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
