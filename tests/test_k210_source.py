@@ -81,7 +81,9 @@ GARBAGE = [
 
 def test_frames_garbage_and_a_disconnect_over_a_pty(tmp_path: Path) -> None:
     board = PtyBoard(tmp_path / "ttyK210")
-    source = K210Source(str(board.link), baud=115200, read_timeout=0.05, backoff=0.05, backoff_max=0.2)
+    states: list[str] = []
+    source = K210Source(str(board.link), baud=115200, read_timeout=0.05, backoff=0.05, backoff_max=0.2,
+                        on_state=lambda camera, feature, value: states.append(f"{camera}/{feature}={value}"))
     out: queue.Queue[tuple[float, list[Detection]]] = queue.Queue()
     reader = threading.Thread(target=_consume, args=(source, out), daemon=True)
     reader.start()
@@ -113,6 +115,8 @@ def test_frames_garbage_and_a_disconnect_over_a_pty(tmp_path: Path) -> None:
         reader.join(timeout=WAIT)
         board.unplug()
     assert not reader.is_alive()
+    assert states[0] == "k210/source=ONLINE" and states[-1] == "k210/source=ENDED"
+    assert "k210/source=RETRYING" in states and states.count("k210/source=ONLINE") == 2
 
 
 def test_close_stops_a_source_whose_port_never_appears(tmp_path: Path) -> None:

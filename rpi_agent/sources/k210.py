@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from rpi_agent.errors import ConfigError, ProtocolError, SourceError
+from rpi_agent.sources.common import ENDED, ONLINE, RETRYING, SourceStatus, StateCallback
 from rpi_agent.types import Detection, Frame
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class K210Source:
         backoff: Seconds before the first reopen attempt after a failure; doubles each time.
         backoff_max: Upper bound of the reopen delay.
         opener: ``(port, baud, timeout) -> serial-like`` (pyserial's ``Serial`` by default).
+        on_state: ``on_state(camera, "source", value)`` on ``ONLINE`` / ``RETRYING`` / ``ENDED``.
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class K210Source:
         backoff: float = 0.5,
         backoff_max: float = 10.0,
         opener: Callable[[str, int, float], Any] | None = None,
+        on_state: StateCallback | None = None,
     ) -> None:
         self.port = port
         self.baud = baud
@@ -165,12 +168,14 @@ class K210Source:
         self._serial: Any = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._status = SourceStatus(camera, on_state)
 
     @classmethod
-    def from_spec(cls, spec: str, *, camera: str = "k210") -> K210Source:
+    def from_spec(cls, spec: str, *, camera: str = "k210", retry_initial: float = 0.5, retry_max: float = 10.0,
+                  on_state: StateCallback | None = None) -> K210Source:
         """Build from a ``k210:/dev/ttyUSB0[?baud=115200]`` source string."""
         port, baud = parse_spec(spec)
-        return cls(port, baud=baud, camera=camera)
+        return cls(port, baud=baud, camera=camera, backoff=retry_initial, backoff_max=retry_max, on_state=on_state)
 
     def __enter__(self) -> K210Source:
         return self
@@ -207,6 +212,7 @@ class K210Source:
         """Stop iterating and release the port; idempotent, callable from another thread."""
         self._stop.set()
         self._drop()
+        self._status.set(ENDED)
 
     def _drop(self) -> None:
         with self._lock:
@@ -224,10 +230,12 @@ class K210Source:
             raise SourceError(f"{self.port}: permission denied (add the user to the dialout group)") from None
         except OSError as exc:
             log.warning("%s: cannot open (%s); retrying", self.port, exc)
+            self._status.set(RETRYING)
             return False
         with self._lock:
             self._serial = ser
         log.info("%s: connected at %d baud", self.port, self.baud)
+        self._status.set(ONLINE)
         return True
 
     def _read(self) -> bytes | None:
@@ -242,6 +250,7 @@ class K210Source:
             # AttributeError when close() from another thread races with a read.
             if not self._stop.is_set():
                 log.warning("%s: disconnected (%s); reconnecting", self.port, exc)
+                self._status.set(RETRYING)
             self._drop()
             return None
 
