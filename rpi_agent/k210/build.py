@@ -219,7 +219,9 @@ def build_v5(name: str, *, onnx: Path | None = None, calib_dir: Path | None = No
     ops = result.get("ops")
     build = KmodelBuild(name, 5, target, target.stat().st_size, src,
                         ops if isinstance(ops, dict) else {}, round(time.monotonic() - start, 2))
-    record_build_info(out_dir, "kmodel_v5", _info(build, calib, frames, f"nncase {result.get('nncase')}"))
+    info = _info(build, calib, frames, f"nncase {result.get('nncase')}")
+    info["memory_bytes"] = result.get("memory_bytes", {})
+    record_build_info(out_dir, "kmodel_v5", info)
     return build
 
 

@@ -88,6 +88,17 @@ def op_split(dump: Path) -> dict[str, dict[str, int]]:
     return {k: dict(sorted(v.items())) for k, v in split.items()}
 
 
+def memory_usage(dump: Path) -> dict[str, int]:
+    """Bytes per memory pool of the compiled model (``input``, ``output``, ``data``, ``MODEL``, ``TOTAL``)."""
+    usage: dict[str, int] = {}
+    info = dump / "kmodel_info.txt"
+    for line in info.read_text().splitlines() if info.is_file() else []:
+        name, _, rest = line.partition(":")
+        if rest.strip().endswith("B)") and "(" in rest:
+            usage[name.strip().lower()] = int(rest[rest.rindex("(") + 1 : -len(" B)")].strip())
+    return usage
+
+
 def cmd_compile(args: argparse.Namespace) -> dict[str, object]:
     model, ok = simplify(onnx.load(args.onnx))
     if not ok:
@@ -110,6 +121,7 @@ def cmd_compile(args: argparse.Namespace) -> dict[str, object]:
     Path(args.kmodel).write_bytes(kmodel)
     return {"kmodel": args.kmodel, "bytes": len(kmodel), "input": [width, height],
             "calibration_samples": int(calib.shape[0]), "ops": op_split(dump),
+            "memory_bytes": memory_usage(dump),
             "outputs": [o.name for o in model.graph.output]}
 
 
