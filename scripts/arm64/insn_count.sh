@@ -3,7 +3,7 @@
 # plugin (scripts/arm64/insn_count.c), and print one JSON object per CPU model and stage.
 #
 # Usage: sudo bash scripts/arm64/insn_count.sh [--model NAME] [--image JPG] [--n N] [--cpus "cortex-a72 ..."]
-#                                              [--stages "invoke run detect"]
+#                                              [--stages "invoke run detect"] [--repeat R]
 #
 # For each CPU model and stage the workload (scripts/arm64/infer_n.py) runs twice, with N loops and with 0;
 # the difference over N is the count per frame, free of interpreter start-up, imports and model loading.
@@ -24,6 +24,7 @@ IMAGE=/shared/data/faces/1.jpg
 N=20
 CPUS="cortex-a72 cortex-a76"
 STAGES="invoke detect"
+REPEAT=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --model) MODEL=$2; shift 2 ;;
@@ -31,7 +32,8 @@ while [ $# -gt 0 ]; do
         --n) N=$2; shift 2 ;;
         --cpus) CPUS=$2; shift 2 ;;
         --stages) STAGES=$2; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --repeat) REPEAT=$2; shift 2 ;;
+        -h|--help) sed -n "2,16p" "$0"; exit 0 ;;
         *) echo "insn_count: unknown option: $1" >&2; exit 64 ;;
     esac
 done
@@ -98,13 +100,17 @@ count() {  # cpu stage n -> instructions
     rm -f "$out" "$cpuinfo"
 }
 
+# Start-up differs by a few million instructions from run to run (address-space layout, allocator state);
+# a large N shrinks that share per frame, and --repeat shows what is left.
 for cpu in $CPUS; do
     for stage in $STAGES; do
-        start=$(date +%s)
-        base=$(count "$cpu" "$stage" 0)
-        loop=$(count "$cpu" "$stage" "$N")
-        per=$(( (loop - base) / N ))
-        printf '{"model": "%s", "cpu": "%s", "stage": "%s", "n": %d, "insns_base": %d, "insns_n": %d, "insns_per_frame": %d, "seconds": %d}\n' \
-            "$MODEL" "$cpu" "$stage" "$N" "$base" "$loop" "$per" $(( $(date +%s) - start ))
+        for rep in $(seq 1 "$REPEAT"); do
+            start=$(date +%s)
+            base=$(count "$cpu" "$stage" 0)
+            loop=$(count "$cpu" "$stage" "$N")
+            per=$(( (loop - base) / N ))
+            printf '{"model": "%s", "cpu": "%s", "stage": "%s", "n": %d, "rep": %d, "insns_base": %d, "insns_n": %d, "insns_per_frame": %d, "seconds": %d}\n' \
+                "$MODEL" "$cpu" "$stage" "$N" "$rep" "$base" "$loop" "$per" $(( $(date +%s) - start ))
+        done
     done
 done
