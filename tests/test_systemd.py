@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,3 +176,48 @@ def test_daemon_stops_cleanly_on_sigterm(tmp_path, notify_socket, faces_dir, bui
     assert "WATCHDOG=1" not in messages  # WATCHDOG_PID names another process
     assert any(m.startswith("STOPPING=1") for m in messages)
     assert "SIGTERM received: stopping" in err and "Traceback" not in err
+
+
+def test_a_hung_pipeline_stops_the_watchdog_pings(tmp_path, notify_socket, faces_dir, built_model, monkeypatch):
+    from rpi_agent.config import parse_config
+    from rpi_agent.daemon import Daemon
+    from rpi_agent.pipeline import Pipeline
+
+    sock, path = notify_socket
+    config = parse_config({
+        "detector": {"model": str(built_model("RFB-320"))}, "mqtt": {"enabled": False},
+        "cameras": [{"name": "door", "source": str(faces_dir), "fps": 20.0, "loop": True}],
+        "paths": {"state_dir": str(tmp_path / "state")}, "logging": {"stats_interval": 0.0},
+    })
+    daemon = Daemon(config, notifier=Notifier(path, watchdog_usec=100_000))  # a ping every 50 ms
+    hung, release = threading.Event(), threading.Event()
+    step = Pipeline.step
+
+    def hanging_step(self, frame):
+        if frame.index == 3:
+            hung.set()
+            release.wait(30)
+        return step(self, frame)
+
+    monkeypatch.setattr(Pipeline, "step", hanging_step)
+    seen: dict[str, list[str]] = {}
+
+    def observe() -> None:
+        try:
+            assert hung.wait(60)
+            drain(sock)  # pings sent before the hang
+            time.sleep(1.0)  # twenty ping periods
+            seen["while_hung"] = drain(sock)
+            release.set()
+            time.sleep(0.5)
+            seen["after"] = drain(sock)
+        finally:
+            release.set()
+            daemon.stop_event.set()
+
+    observer = threading.Thread(target=observe)
+    observer.start()
+    assert daemon.run() == 0
+    observer.join(60)
+    assert "WATCHDOG=1" not in seen["while_hung"], seen["while_hung"]
+    assert "WATCHDOG=1" in seen["after"]
