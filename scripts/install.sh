@@ -7,7 +7,8 @@
 #   --models-from DIR    copy built models from DIR: a models folder holding NAME/NAME-int8.tflite
 #                        (e.g. a PC's ~/.cache/faceagent/models) or one NAME folder
 #   --build-models       build the configured model on this machine instead (downloads about 3 GB of
-#                        build tools into a separate venv; needs 4 GB RAM; building on a PC is quicker)
+#                        build tools into a separate venv; needs 4 GB RAM; not tried on a Pi: building
+#                        on a PC and copying is the supported way)
 #   --no-models          install without a model (the service then refuses to start until one is copied)
 #   --wheel FILE         install this faceagent wheel instead of building one from this checkout
 #   --root DIR           install into the (chroot) root DIR: files go under DIR, commands run in
