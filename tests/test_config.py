@@ -206,3 +206,14 @@ def test_mqtt_url_overrides(url, expected):
 def test_bad_mqtt_urls(url):
     with pytest.raises(ConfigError, match=r"^--mqtt-url: "):
         mqtt_url_overrides(url)
+
+
+def test_unwritable_state_dir_is_a_config_error(tmp_path, built_model):
+    built_model("RFB-320")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    path = write(tmp_path, f"[paths]\nstate_dir = '{blocker}/state'\n{CAMERA}")
+    proc = faceagent("run", "--config", str(path), "--gpio-factory", "mock")
+    assert proc.returncode == EX_CONFIG, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"faceagent: config error: paths.state_dir: cannot create {blocker}/state: Not a directory")
