@@ -36,6 +36,9 @@ def test_bench_json(name: str, two_photos: Path, capsys: pytest.CaptureFixture[s
     ratios = record["ratios"]
     assert ratios["decode_vs_inference"] == pytest.approx(
         medians["int8"]["decode"] / medians["int8"]["inference"], rel=0.01)
+    steps = record["int8_decode_steps_ms"]
+    assert {"threshold", "dequantize", "decode_boxes", "nms", "output"} <= set(steps)
+    assert steps["candidates"] >= steps["faces"] > 0
     assert record["file_bytes"]["int8"] == model_file(name).stat().st_size <= INT8_320_MAX_BYTES
 
 

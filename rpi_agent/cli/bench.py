@@ -65,6 +65,8 @@ def _print_table(report: dict) -> None:
         print(f"{'':<18}int8/ORT {ratios['int8_vs_ort_fp32_inference']}  "
               f"decode/inference {ratios['decode_vs_inference']}  "
               f"int8 {record['file_bytes']['int8']} B  acceptance {record['acceptance']}")
+        steps = record["int8_decode_steps_ms"]
+        print(f"{'':<18}int8 decode steps: " + "  ".join(f"{k} {v:g}" for k, v in steps.items()))
 
 
 def run(args: argparse.Namespace) -> int:
