@@ -102,6 +102,8 @@ BAD = {
     "missing model file": (f"[detector]\nmodel = '/nonexistent/m.tflite'\n{CAMERA}", "detector.model:"),
     "unreadable TLS file": (f"[mqtt]\ntls_ca_certs = '/nonexistent/ca.crt'\n{CAMERA}",
                             "mqtt.tls_ca_certs: /nonexistent/ca.crt: No such file or directory"),
+    "camera as a single table": ("[cameras]\nname = 'door'\n",
+                                 "cameras: expected array, got table (write [[cameras]] for each entry)"),
     "duplicate camera": (f"{CAMERA}{CAMERA}", "cameras[1].name: 'door' is used by another camera"),
     "choice": (f"[detector]\nresize = 'crop'\n{CAMERA}", "detector.resize: 'crop' is not one of"),
     "syntax": ("[detector\nmodel = 1\n", "TOML syntax error"),

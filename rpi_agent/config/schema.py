@@ -126,9 +126,11 @@ def _convert_union(args: tuple[Any, ...], value: Any, path: str, secret: bool) -
 
 
 def _convert_sequence(hint: Any, value: Any, path: str, secret: bool) -> tuple[Any, ...]:
-    if not isinstance(value, list | tuple):
-        raise ConfigError(f"{path}: expected array, got {_describe(value)}")
     args = typing.get_args(hint)
+    if not isinstance(value, list | tuple):
+        tables = bool(args) and dataclasses.is_dataclass(args[0])
+        hint_text = f" (write [[{path}]] for each entry)" if tables and isinstance(value, Mapping) else ""
+        raise ConfigError(f"{path}: expected array, got {_describe(value)}{hint_text}")
     if typing.get_origin(hint) is tuple and args and args[-1] is not Ellipsis:
         if len(value) != len(args):
             raise ConfigError(f"{path}: expected {len(args)} items, got {len(value)}")
