@@ -202,7 +202,7 @@ def received_events(recorder, prefix: str) -> list[dict]:
     return [json.loads(p) for p in recorder.payloads(f"{prefix}/events")]
 
 
-def lifecycles(events: list[dict]) -> dict[str, list[str]]:
+def lifecycles(events: list[dict], camera: str = CAMERA) -> dict[str, list[str]]:
     """Event types per face id, in arrival order, duplicates (QoS 1 redelivery) removed."""
     seen: set[tuple[str, str, str]] = set()
     per_id: dict[str, list[str]] = defaultdict(list)
@@ -213,7 +213,7 @@ def lifecycles(events: list[dict]) -> dict[str, list[str]]:
             continue
         seen.add(key)
         assert event["before"]["id"] == after["id"], event
-        assert after["camera"] == CAMERA and after["label"] == "face"
+        assert after["camera"] == camera and after["label"] == "face"
         per_id[after["id"]].append(event["type"])
     return dict(per_id)
 

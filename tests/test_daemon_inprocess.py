@@ -9,13 +9,15 @@ from collections.abc import Iterator
 import paho.mqtt.client as mqtt
 import pytest
 from broker_fixtures import WAIT
-from daemon_support import CAMERA, SceneWriter
+from daemon_support import CAMERA, SceneWriter, count_faces, lifecycles, received_events
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from paho.mqtt.enums import CallbackAPIVersion
 
 from rpi_agent.config import parse_config
 from rpi_agent.daemon import Daemon
+from rpi_agent.face_detector import FaceDetector
+from rpi_agent.images import load_rgb
 from rpi_agent.pipeline import Pipeline
 
 RELAY, LED = 17, 27
@@ -139,3 +141,36 @@ def test_remote_unlock_refused_unless_enabled(tmp_path, pins, one_face_folder, b
     finally:
         daemon.gpio[CAMERA].close()
     assert pin_history(pins, RELAY) == [False]
+
+
+def test_two_cameras_keep_their_own_events_and_relays(tmp_path, pins, broker, recorder, faces_dir, built_model):  # noqa: PLR0917
+    detector = FaceDetector.from_model(built_model("RFB-320"))
+    cameras, expected = [], {}
+    for name, photo, relay in (("door", "2.jpg", RELAY), ("hall", "5.jpg", 22)):
+        writer = SceneWriter(tmp_path / name)
+        writer.link(faces_dir / photo, 2)
+        writer.blanks(2)
+        expected[name] = count_faces(detector, load_rgb(faces_dir / photo))
+        cameras.append({"name": name, "source": str(writer.folder), "fps": 10.0,
+                        "tracker": {"min_hits": 2, "max_age_frames": 2, "max_age_seconds": 0.0},
+                        "gpio": {"relay_pin": relay, "relay_seconds": 0.2, "dwell_seconds": 0.0}})
+    prefix = f"f2{uuid.uuid4().hex[:6]}"
+    rec = recorder([f"{prefix}/#"])
+    cfg = parse_config({
+        "detector": {"model": str(built_model("RFB-320"))},
+        "mqtt": {"host": broker.host, "port": broker.port, "topic_prefix": prefix, "client_id": f"two-{prefix}",
+                 "reconnect_min": 0.2, "reconnect_max": 1.0, "password_credential": "",
+                 "password_env": "FACEAGENT_TEST_UNSET_PASSWORD", "home_assistant": {"enabled": False}},
+        "cameras": cameras, "paths": {"state_dir": str(tmp_path / "state")}, "logging": {"stats_interval": 0.0},
+    })
+    assert Daemon(cfg, gpio_factory="mock").run() == 0  # both folders end, so the daemon stops by itself
+    assert rec.wait_for(lambda: rec.payloads(f"{prefix}/available")[-1:] == [b"stopped"], WAIT)
+    events = received_events(rec, prefix)
+    for name in ("door", "hall"):
+        mine = [e for e in events if e["after"]["camera"] == name]
+        per_id = lifecycles(mine, camera=name)
+        assert len(per_id) == expected[name], (name, expected[name], len(per_id))
+        assert all(types[0] == "new" and types[-1] == "end" for types in per_id.values()), per_id
+        relay = [s.state for s in pins.pin(RELAY if name == "door" else 22).states]
+        assert relay[0] is False and True in relay and relay[-1] is False, (name, relay)
+        assert rec.payloads(f"{prefix}/{name}/relay/state")[-1] == b"LOCKED"
