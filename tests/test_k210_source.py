@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import threading
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rpi_agent.errors import ConfigError, ProtocolError
+from rpi_agent.errors import ConfigError, ProtocolError, SourceError
 from rpi_agent.sources.k210 import K210Source, parse_line, parse_spec
 from rpi_agent.types import Detection
 
@@ -130,6 +131,19 @@ def test_close_stops_a_source_whose_port_never_appears(tmp_path: Path) -> None:
     reader.join(timeout=WAIT)
     assert not reader.is_alive()
     assert source.counters.frames == 0
+
+
+def test_a_port_without_permission_is_a_source_error_not_a_retry(tmp_path: Path) -> None:
+    serial = pytest.importorskip("serial")
+    port = tmp_path / "ttyK210"  # root may open anything: the refusal comes from the opener
+
+    def opener(path: str, baud: int, timeout: float) -> object:
+        # What pyserial raises for a device the user may not open (not a PermissionError).
+        raise serial.SerialException(errno.EACCES, f"could not open port {path}: [Errno 13] Permission denied")
+
+    source = K210Source(str(port), opener=opener, backoff=0.05)
+    with pytest.raises(SourceError, match="permission denied"):
+        next(iter(source))
 
 
 def test_frames_carry_the_detections_and_no_pixels(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -226,9 +227,10 @@ class K210Source:
     def _connect(self) -> bool:
         try:
             ser = self._opener(self.port, self.baud, self.read_timeout)
-        except PermissionError:
-            raise SourceError(f"{self.port}: permission denied (add the user to the dialout group)") from None
         except OSError as exc:
+            # pyserial's SerialException carries the errno but is no PermissionError subclass.
+            if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+                raise SourceError(f"{self.port}: permission denied (add the user to the dialout group)") from None
             log.warning("%s: cannot open (%s); retrying", self.port, exc)
             self._status.set(RETRYING)
             return False
