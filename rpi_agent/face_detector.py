@@ -123,7 +123,7 @@ class FaceDetector:
         boxes = mapping.to_frame(boxes)
         height, width = rgb.shape[:2]
         np.clip(boxes, 0, [width, height, width, height], out=boxes)
-        faces = [Detection(tuple(map(float, b)), float(s)) for b, s in zip(boxes, scores, strict=True)]
+        faces = [Detection(tuple(b), s) for b, s in zip(boxes.tolist(), scores.tolist(), strict=True)]
         t3 = time.perf_counter()
         ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
         return DetectionResult(faces, ms)
