@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Everything the test suite needs, then the test suite: the command the README names.
+#   * Debian packages: mosquitto (the tests start their own broker), openssl, systemd
+#     (systemd-analyze scores the unit), node/npm (MicroPython for the K210 code);
+#   * .venv with faceagent and its dev tools (scripts/setup.sh);
+#   * weights verified and every model variant built into the cache (scripts/build_models.sh);
+#   * the K210 toolchain and kmodels (scripts/k210_ci.sh).
+# Each step is skipped quickly when already done. Extra arguments go to pytest.
+#
+# Usage: bash scripts/test.sh [PYTEST_ARGS...]      e.g. bash scripts/test.sh -k mqtt -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export FACEAGENT_CACHE_DIR="${FACEAGENT_CACHE_DIR:-$PWD/.cache}"
+start=$SECONDS
+step() { echo "::: $* (t=$((SECONDS - start))s)"; }
+
+packages=(mosquitto mosquitto-clients openssl systemd nodejs npm)
+missing=()
+for pkg in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]}"
+    sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+step "project venv"
+bash scripts/setup.sh
+step "weights and models"
+bash scripts/build_models.sh
+step "K210 toolchain and kmodels"
+bash scripts/k210_ci.sh
+step "tests"
+# Exit status 5 (no test collected) must fail, not pass: keep pytest's own status.
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
