@@ -7,6 +7,7 @@ Everything is computed once per test session (``functools.cache``): compiling a 
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from rpi_agent.decoder import DecodeOptions, postprocess
 from rpi_agent.errors import FaceAgentError
 from rpi_agent.images import iter_image_paths, load_rgb
+from rpi_agent.k210.micropython import run_micropython
 from rpi_agent.paths import models_dir, shared_dir
 from rpi_agent.preprocess import fit_to_input
 from rpi_agent.priors import PriorSpec, generate_priors
@@ -119,3 +121,70 @@ def match_counts(found: list[Detection], reference: list[Detection], *, min_iou:
 
 def f1_score(tp: int, fp: int, fn: int) -> float:
     return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
+
+
+BOARD_WRAPPER = """
+import json, sys
+import machine, lcd, sensor, KPU
+import main
+cfg = dict(main.CONFIG)
+cfg.update(json.loads(open("/test/cfg.json").read()))
+try:
+    main.main(None, cfg)
+    outcome = "returned"
+except KeyboardInterrupt:
+    outcome = "stopped"
+except machine.BoardReset:
+    outcome = "reset"
+print("SUMMARY " + json.dumps({"outcome": outcome, "machine": machine.state, "lcd": lcd.state,
+                               "kpu": KPU.state, "sensor": sensor.state}))
+"""
+
+
+def _board_files(model: str, tmp_path: Path, *, sd: dict[str, bytes] | None,
+                 fail_at: int | None = None) -> dict[str, Path]:
+    files = {f"/lib/{p.name}": p for p in BOARD_STANDINS.glob("*.py")}
+    files["/lib/main.py"] = K210_DIR / "main.py"
+    files["/lib/facedet.py"] = K210_DIR / "facedet.py"
+    scores, loc = simulated(model)
+    (tmp_path / "count").write_text(str(scores.shape[0]))
+    files["/frames/count"] = tmp_path / "count"
+    for i in range(scores.shape[0]):
+        for kind, arr in (("scores", scores[i]), ("loc", loc[i])):
+            path = tmp_path / f"{i}.{kind}"
+            path.write_bytes(np.ascontiguousarray(arr, dtype="<f4").tobytes())
+            files[f"/kpu/{i}.{kind}"] = path
+    if fail_at is not None:
+        (tmp_path / "fail_at").write_text(str(fail_at))
+        files["/kpu/fail_at"] = tmp_path / "fail_at"
+    for name, data in (sd or {}).items():
+        path = tmp_path / f"sd-{name}"
+        path.write_bytes(data)
+        files[f"/sd/{name}"] = path
+    return files
+
+
+def run_board(tmp_path: Path, *, sd: dict[str, bytes] | None, cfg: dict[str, object] | None = None,
+              fail_at: int | None = None, name: str = KMODELS[0]) -> tuple[list[bytes], dict, list[bytes]]:
+    """Run k210/main.py under MicroPython with the MaixPy stand-ins and the simulated KPU outputs of ``name``.
+
+    Returns:
+        The UART lines, the stand-ins' final state, and JSON lines printed to the REPL.
+    """
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    files = _board_files(name, tmp_path, sd=sd, fail_at=fail_at)
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg or {}))
+    files["/test/cfg.json"] = tmp_path / "cfg.json"
+    out = run_micropython(BOARD_WRAPPER, files=files, sys_path=["/lib"])
+    uart = [line[5:].encode() for line in out.splitlines() if line.startswith("UART ")]
+    summary = json.loads(next(line[8:] for line in out.splitlines() if line.startswith("SUMMARY ")))
+    repl = [line.encode() for line in out.splitlines() if line.startswith("{")]
+    return uart, summary, repl
+
+
+def sd_card(config: dict[str, object] | None = None, *, name: str = KMODELS[0]) -> dict[str, bytes]:
+    """SD card files: the kmodel and an optional faceagent.json."""
+    sd = {"faceagent.kmodel": kmodel(name).read_bytes()}
+    if config is not None:
+        sd["faceagent.json"] = json.dumps(config).encode()
+    return sd
