@@ -64,8 +64,9 @@ def test_board_lines_become_tracked_mqtt_events(tmp_path: Path, broker, recorder
     link.symlink_to(os.ttyname(slave))
     prefix = f"fa{uuid.uuid4().hex[:6]}"
     rec = recorder([f"{prefix}/#"])
+    source = Path(f"k210:{link}?baud=115200")  # write_config puts it verbatim into the camera's source
     config = write_config(
-        tmp_path / "config.toml", port=broker.port, prefix=prefix, folder=Path(f"k210:{link}?baud=115200"),  # written verbatim as the source
+        tmp_path / "config.toml", port=broker.port, prefix=prefix, folder=source,
         state_dir=tmp_path / "state", model=built_model("RFB-320"), fps=0, min_hits=MIN_HITS,
         max_age_frames=MAX_AGE, client_id=f"k210-{prefix}",
     )
