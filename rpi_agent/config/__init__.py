@@ -24,7 +24,7 @@ from typing import Any
 
 from rpi_agent.config.app import DetectorConfig, LoggingConfig, PathsConfig
 from rpi_agent.config.camera import CameraConfig
-from rpi_agent.config.mqtt import MqttConfig
+from rpi_agent.config.mqtt import MqttConfig, check_tls_files
 from rpi_agent.config.schema import apply_override, load_section, to_dict
 from rpi_agent.errors import ConfigError, ModelError
 
@@ -146,25 +146,6 @@ def check_model(config: AppConfig) -> Path:
     return path
 
 
-def check_tls_files(config: AppConfig) -> None:
-    """Each configured MQTT TLS file can be read.
-
-    Raises:
-        ConfigError: ``mqtt.<key>: <path>: <why>``.
-    """
-    if not config.mqtt.enabled:
-        return
-    for key in ("tls_ca_certs", "tls_client_cert", "tls_client_key"):
-        path: Path | None = getattr(config.mqtt, key)
-        if path is None:
-            continue
-        try:
-            with path.open("rb") as handle:
-                handle.read(1)
-        except OSError as exc:
-            raise ConfigError(f"mqtt.{key}: {path}: {exc.strerror or exc}") from None
-
-
 def camera_uses_own_detector(camera: CameraConfig) -> bool:
     """Whether the camera's source detects faces itself (a K210 board), so needs no model."""
     return camera.source.startswith("k210:")
@@ -188,5 +169,6 @@ def load_config(
     config = parse_config(raw, overrides=overrides)
     if check_files:
         check_model(config)
-        check_tls_files(config)
+        if config.mqtt.enabled:
+            check_tls_files(config.mqtt)
     return config

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rpi_agent.errors import ConfigError
+
 TOPIC_LEVEL = re.compile(r"^[^+#/\s]+(/[^+#/\s]+)*$")
 """A topic prefix: one or more levels, no wildcards, no empty levels, no whitespace."""
 
@@ -122,3 +124,23 @@ class MqttConfig:
         auth = f"{self.username}:***@" if self.username else ""
         scheme = "mqtts" if self.use_tls else "mqtt"
         return f"MqttConfig({scheme}://{auth}{self.host}:{self.port} prefix={self.topic_prefix!r})"
+
+
+def check_tls_files(config: MqttConfig) -> None:
+    """Make sure each configured TLS file can be read, naming the config key if not.
+
+    File access belongs here rather than in a validator: it runs once, when the daemon starts
+    or `check-config` runs, not while the tree is built.
+
+    Raises:
+        ConfigError: ``mqtt.<key>: <path>: <why>``.
+    """
+    for key in ("tls_ca_certs", "tls_client_cert", "tls_client_key"):
+        path: Path | None = getattr(config, key)
+        if path is None:
+            continue
+        try:
+            with path.open("rb") as handle:
+                handle.read(1)
+        except OSError as exc:
+            raise ConfigError(f"mqtt.{key}: {path}: {exc.strerror or exc}") from None

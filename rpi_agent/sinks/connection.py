@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-from pathlib import Path
-
-from rpi_agent.config.mqtt import MqttConfig
-from rpi_agent.errors import ConfigError
 
 
 def default_client_id() -> str:
@@ -33,20 +29,3 @@ def refusal_hint(reason: str) -> str:
     if "identifier" in lowered:
         return " (check mqtt.client_id)"
     return ""
-
-
-def check_tls_files(config: MqttConfig) -> None:
-    """Make sure each configured TLS file can be read, naming the config key if not.
-
-    Raises:
-        ConfigError: ``mqtt.<key>: <path>: <why>``.
-    """
-    for key in ("tls_ca_certs", "tls_client_cert", "tls_client_key"):
-        path: Path | None = getattr(config, key)
-        if path is None:
-            continue
-        try:
-            with path.open("rb") as handle:
-                handle.read(1)
-        except OSError as exc:
-            raise ConfigError(f"mqtt.{key}: {path}: {exc.strerror or exc}") from None

@@ -27,11 +27,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from rpi_agent.config.camera import SnapshotConfig
-from rpi_agent.config.mqtt import MqttConfig
+from rpi_agent.config.mqtt import MqttConfig, check_tls_files
 from rpi_agent.errors import ConfigError
 from rpi_agent.secrets import read_secret
 from rpi_agent.sinks.commands import CommandHandler, CommandRouter
-from rpi_agent.sinks.connection import check_tls_files, default_client_id, describe_connect_error, refusal_hint
+from rpi_agent.sinks.connection import default_client_id, describe_connect_error, refusal_hint
 from rpi_agent.sinks.delivery import Delivery
 from rpi_agent.sinks.discovery import discovery_messages
 from rpi_agent.sinks.outbox import Outbox, OutboxError
