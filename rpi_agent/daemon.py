@@ -26,7 +26,7 @@ from rpi_agent.errors import ConfigError, SourceError
 from rpi_agent.notify import Notifier
 from rpi_agent.readers import CameraReader, FrameMailbox
 from rpi_agent.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
-from rpi_agent.types import Frame, FrameResult
+from rpi_agent.types import FrameResult
 
 if TYPE_CHECKING:
     from rpi_agent.face_detector import FaceDetector
@@ -77,7 +77,6 @@ class Daemon:
         self.gpio: dict[str, GpioSink] = {}
         self.mqtt: MqttSink | None = None
         self.readers: list[CameraReader] = []
-        self._last_frame: dict[str, Frame] = {}
         self._commands: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._next_stats = 0.0
         self._next_status = 0.0
@@ -262,7 +261,6 @@ class Daemon:
 
     def _publish(self, result: FrameResult, *, count: bool = True) -> None:
         camera = result.frame.camera
-        self._last_frame[camera] = result.frame
         start = time.perf_counter()
         gpio = self.gpio.get(camera)
         if gpio is not None:
@@ -285,6 +283,11 @@ class Daemon:
             command()
 
     def _housekeeping(self) -> None:
+        # A stalled source delivers no frames, so faces are aged out here, by the clock.
+        for pipeline in self.pipelines.values():
+            expired = pipeline.expire(time.time())
+            if expired is not None:
+                self._publish(expired, count=False)
         now = time.monotonic()
         if now >= self._next_status:
             self._next_status = now + self._status_every
@@ -329,11 +332,10 @@ class Daemon:
 
     def _flush_pipelines(self) -> None:
         for name, pipeline in self.pipelines.items():
-            events = pipeline.end_all()
-            frame = self._last_frame.get(name)
-            if events and frame is not None:
-                log.info("camera %s: ending %d open face(s)", name, len(events))
-                self._publish(FrameResult(frame, (), events, {}), count=False)
+            closing = pipeline.flush(time.time())
+            if closing is not None:
+                log.info("camera %s: ending %d open face(s)", name, len(closing.events))
+                self._publish(closing, count=False)
 
     @staticmethod
     def _guard(what: str, step: Callable[[], object]) -> None:

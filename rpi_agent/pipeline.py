@@ -89,10 +89,6 @@ class Pipeline:
         ms.update({"filter": (t2 - t1) * 1e3, "track": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
         return FrameResult(frame, out.faces, out.events, ms)
 
-    def end_all(self) -> tuple[FaceEvent, ...]:
-        """End every active face (shutdown); the caller publishes the events."""
-        return self.tracker.end_all()
-
     def flush(self, timestamp: float) -> FrameResult | None:
         """End every active face at shutdown, wrapped in a pixel-less frame; ``None`` if none was active.
 
