@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -76,9 +77,9 @@ def arm64(request: pytest.FixtureRequest, built_model: Callable[..., Path]) -> A
         pytest.skip("arm64 emulation runs only on request: pytest -m arm64 (or FACEAGENT_ARM64=1)")
     if os.geteuid() != 0:
         pytest.fail("the arm64 tests need root (debootstrap, chroot, binfmt_misc): run them as root")
+    built_model(MODEL, "int8")  # install_in_root.sh installs it the way install.sh does on a Pi
     _script("make_root.sh", timeout=3600)
     _script("install_in_root.sh", timeout=3600)
-    built_model(MODEL, "int8")  # install_in_root.sh installs it the way install.sh does on a Pi
     root = Path(os.environ.get("FACEAGENT_ARM64_ROOT", cache_dir() / "arm64-root"))
     return Arm64Root(root)
 
@@ -100,14 +101,17 @@ def test_runtime_on_arm64_is_litert_with_xnnpack(arm64: Arm64Root) -> None:
     assert "XNNPACK delegate" in proc.stderr
 
 
+def _detection(face: dict[str, Any]) -> Detection:
+    box = [float(v) for v in face["box"]]
+    return Detection((box[0], box[1], box[2], box[3]), float(face["score"]))
+
+
 def _detections(lines: str) -> dict[str, list[Detection]]:
+    """``faceagent detect --json`` output by image file name."""
     found: dict[str, list[Detection]] = {}
     for line in lines.splitlines():
         record = json.loads(line)
-        found[Path(record["image"]).name] = [
-            Detection(tuple(face["box"]), face["score"])
-            for face in record["faces"]  # type: ignore[arg-type]
-        ]
+        found[Path(record["image"]).name] = [_detection(face) for face in record["faces"]]
     return found
 
 
