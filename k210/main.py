@@ -135,8 +135,7 @@ def wait_for_model(board, uart, cfg, wdt, message):
     while message is not None:
         report_error(board, uart, cfg, message)
         time.sleep_ms(cfg["error_repeat_ms"])
-        if wdt is not None:
-            wdt.feed()
+        feed(wdt)
         message = check_model(cfg["model"])
     board.machine.reset()
 
@@ -197,9 +196,13 @@ def loop(board, uart, cfg, wdt, task):
             fps = 1000.0 / dt if fps == 0.0 else 0.8 * fps + 200.0 / dt  # smoothed: 0.2 of 1000/dt
         if cfg["lcd"]:
             draw(board, img, faces, fps)
-        if wdt is not None:
-            wdt.feed()
+        feed(wdt)
         gc.collect()
+
+
+def feed(wdt):
+    if wdt is not None:
+        wdt.feed()
 
 
 def start_watchdog(board, cfg):
@@ -223,7 +226,9 @@ def main(board=None, cfg=None):
             wait_for_model(board, uart, cfg, wdt, problem)
             return
         setup_camera(board)
+        feed(wdt)  # each start-up step stays well inside the watchdog timeout
         task = load_model(board, cfg)
+        feed(wdt)
         loop(board, uart, cfg, wdt, task)
     except KeyboardInterrupt:
         raise  # the IDE's stop button
