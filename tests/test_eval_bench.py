@@ -30,12 +30,12 @@ def test_bench_json(name: str, two_photos: Path, capsys: pytest.CaptureFixture[s
     (record,) = report["variants"]
     assert record["name"] == name and record["samples"] == 2
     medians = record["median_ms"]
-    assert set(medians) == {"int8", "fp32_tflite", "onnxruntime_fp32"}
-    assert set(medians["int8"]) == {"preprocess", "inference", "decode"}
+    assert set(medians) == {"int8", "int8_alone", "fp32_tflite", "onnxruntime_fp32"}
+    assert set(medians["int8"]) == set(medians["int8_alone"]) == {"preprocess", "inference", "decode"}
     assert all(v > 0 for stages in medians.values() for v in stages.values())
     ratios = record["ratios"]
     assert ratios["decode_vs_inference"] == pytest.approx(
-        medians["int8"]["decode"] / medians["int8"]["inference"], rel=0.01)
+        medians["int8_alone"]["decode"] / medians["int8_alone"]["inference"], rel=0.01)
     steps = record["int8_decode_steps_ms"]
     assert {"threshold", "dequantize", "decode_boxes", "nms", "output"} <= set(steps)
     assert steps["candidates"] >= steps["faces"] > 0
