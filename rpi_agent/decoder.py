@@ -117,6 +117,37 @@ def iou_matrix(boxes: np.ndarray) -> np.ndarray:
     return inter
 
 
+def greedy_keep(boxes: np.ndarray, options: DecodeOptions) -> np.ndarray:
+    """Greedy hard NMS over boxes already sorted best first.
+
+    Args:
+        boxes: ``(K, 4)`` float32 xyxy boxes, best first.
+        options: IoU threshold and ``top_k``.
+
+    Returns:
+        ``(M,)`` int64 indices into ``boxes``, ascending (so still best first).
+    """
+    if boxes.shape[0] < 2:
+        return np.arange(boxes.shape[0], dtype=np.int64)
+    overlaps = iou_matrix(boxes) > options.iou_threshold
+    suppressed = np.zeros(boxes.shape[0], dtype=bool)
+    keep: list[int] = []
+    for i in range(boxes.shape[0]):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        if 0 < options.top_k == len(keep):
+            break
+        suppressed |= overlaps[i]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def best_first(scores: np.ndarray, options: DecodeOptions) -> np.ndarray:
+    """Indices of the ``candidate_size`` best scores, best first; ties keep the lower index first."""
+    order = np.argsort(-scores, kind="stable")
+    return order[: options.candidate_size] if options.candidate_size > 0 else order
+
+
 def hard_nms(boxes: np.ndarray, scores: np.ndarray, options: DecodeOptions) -> np.ndarray:
     """Greedy hard NMS; ties in score keep the lower prior index first (stable, deterministic).
 
@@ -128,20 +159,8 @@ def hard_nms(boxes: np.ndarray, scores: np.ndarray, options: DecodeOptions) -> n
     Returns:
         ``(M,)`` int64 indices into ``boxes``, best first.
     """
-    order = np.argsort(-scores, kind="stable")
-    if options.candidate_size > 0:
-        order = order[: options.candidate_size]
-    overlaps = iou_matrix(boxes[order]) > options.iou_threshold
-    suppressed = np.zeros(order.shape[0], dtype=bool)
-    keep: list[int] = []
-    for i in range(order.shape[0]):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        if 0 < options.top_k == len(keep):
-            break
-        suppressed |= overlaps[i]
-    return order[np.asarray(keep, dtype=np.int64)]
+    order = best_first(scores, options)
+    return order[greedy_keep(boxes[order], options)]
 
 
 def postprocess(
@@ -154,24 +173,27 @@ def postprocess(
     loc_quant: Quantization = FLOAT,
     options: DecodeOptions,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Threshold → decode survivors → NMS.
+    """Threshold → sort → decode the best candidates → NMS.
 
     Args:
         scores: ``(N,)`` face-class scores (after softmax), float or quantised.
         loc: ``(N, 4)`` regression offsets, float or quantised.
-        priors: ``(N, 4)`` from :func:`rpi_agent.priors.generate_priors`.
+        priors: ``(N, 4)`` ``(cx, cy, w, h)`` from :func:`rpi_agent.priors.generate_priors`, normalised,
+            or scaled to pixels (then the boxes come out in pixels too).
         spec: Prior layout (variances).
         score_quant: Quantisation of ``scores``.
         loc_quant: Quantisation of ``loc``.
         options: Thresholds and limits.
 
     Returns:
-        ``(boxes, scores)``: ``(M, 4)`` float32 normalised xyxy and ``(M,)`` float32, best first.
+        ``(boxes, scores)``: ``(M, 4)`` float32 xyxy in the priors' units and ``(M,)`` float32, best first.
     """
     idx = candidates_above(scores, score_quant, options.score_threshold)
     if idx.size == 0:
         return np.empty((0, 4), np.float32), np.empty(0, np.float32)
     cand_scores = dequantize(scores[idx], score_quant)
+    order = best_first(cand_scores, options)
+    idx, cand_scores = idx[order], cand_scores[order]
     cand_boxes = decode_boxes(dequantize(loc[idx], loc_quant), priors[idx], spec)
-    keep = hard_nms(cand_boxes, cand_scores, options)
+    keep = greedy_keep(cand_boxes, options)
     return cand_boxes[keep], cand_scores[keep]

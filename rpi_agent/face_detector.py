@@ -17,7 +17,7 @@ from rpi_agent.priors import PriorSpec, generate_priors
 from rpi_agent.types import Detection
 
 DEFAULT_MODEL = "RFB-320"
-DEFAULT_RESIZE: ResizeMode = "letterbox"
+DEFAULT_RESIZE: ResizeMode = "stretch"  # more accurate for the 320 models: docs/accuracy.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,8 @@ class FaceDetector:
         self.options = options or DecodeOptions()
         self.spec = spec or PriorSpec(detector.width, detector.height)
         self.priors = generate_priors(self.spec)
+        # Priors in input pixels: decoding then yields pixel boxes with no extra scaling step.
+        self._priors_px = self.priors * np.array([self.spec.width, self.spec.height] * 2, dtype=np.float32)
         self._checked = False
 
     @classmethod
@@ -116,13 +118,12 @@ class FaceDetector:
         if not self._checked:
             self._check_count(raw.scores.shape[0])
         boxes, scores = postprocess(
-            raw.scores, raw.loc, self.priors, self.spec,
+            raw.scores, raw.loc, self._priors_px, self.spec,
             score_quant=raw.score_quant, loc_quant=raw.loc_quant, options=self.options,
         )
-        boxes = boxes * np.array([self.spec.width, self.spec.height] * 2, dtype=np.float32)
         boxes = mapping.to_frame(boxes)
         height, width = rgb.shape[:2]
-        np.clip(boxes, 0, [width, height, width, height], out=boxes)
+        np.clip(boxes, 0.0, np.array([width, height, width, height], dtype=np.float32), out=boxes)
         faces = [Detection(tuple(b), s) for b, s in zip(boxes.tolist(), scores.tolist(), strict=True)]
         t3 = time.perf_counter()
         ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}

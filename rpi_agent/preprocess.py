@@ -24,10 +24,9 @@ class Letterbox:
 
     def to_frame(self, boxes: np.ndarray) -> np.ndarray:
         """Map ``(M, 4)`` xyxy boxes in input pixels back to frame pixels."""
-        out = np.empty_like(boxes)
-        out[:, 0::2] = (boxes[:, 0::2] - self.offset_x) / self.scale_x
-        out[:, 1::2] = (boxes[:, 1::2] - self.offset_y) / self.scale_y
-        return out
+        offset = np.array([self.offset_x, self.offset_y] * 2, dtype=np.float32)
+        scale = np.array([self.scale_x, self.scale_y] * 2, dtype=np.float32)
+        return (boxes - offset) / scale
 
 
 def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -37,7 +37,7 @@ def test_bench_json(name: str, two_photos: Path, capsys: pytest.CaptureFixture[s
     assert ratios["decode_vs_inference"] == pytest.approx(
         medians["int8_alone"]["decode"] / medians["int8_alone"]["inference"], rel=0.01)
     steps = record["int8_decode_steps_ms"]
-    assert {"threshold", "dequantize", "decode_boxes", "nms", "output"} <= set(steps)
+    assert {"threshold", "sort_dequantize", "decode_boxes", "nms", "output"} <= set(steps)
     assert steps["candidates"] >= steps["faces"] > 0
     assert record["file_bytes"]["int8"] == model_file(name).stat().st_size <= INT8_320_MAX_BYTES
 

@@ -20,7 +20,7 @@ class DetectorConfig:
     model: str = field(default="RFB-320", metadata={
         "doc": "built model NAME (INT8), NAME:fp32, or a path to a .tflite file", "min": 1})
     threads: int = field(default=1, metadata={"doc": "interpreter threads", "min": 1, "max": 8})
-    resize: str = field(default="letterbox", metadata={
+    resize: str = field(default="stretch", metadata={
         "doc": "fit frames to the network input: letterbox (keep aspect) or stretch", "choices": RESIZE_CHOICES})
     threshold: float = field(default=0.6, metadata={"doc": "minimum face score", "min": 0.0, "max": 0.99})
     nms_iou: float = field(default=0.3, metadata={

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rpi_agent.decoder import candidates_above, decode_boxes, dequantize, hard_nms
+from rpi_agent.decoder import best_first, candidates_above, decode_boxes, dequantize, greedy_keep
 from rpi_agent.errors import ModelError, RuntimeMissingError
 from rpi_agent.face_detector import DEFAULT_RESIZE, FaceDetector
 from rpi_agent.paths import model_file, models_dir, shared_dir
@@ -159,13 +159,13 @@ def decode_breakdown(detector: FaceDetector, images: list[np.ndarray], *, rounds
     Every step is timed right after a real inference, so caches are as cold as in production.
 
     Returns:
-        ``threshold``, ``dequantize``, ``decode_boxes``, ``nms``, ``output`` (scaling to frame
+        ``threshold``, ``sort_dequantize``, ``decode_boxes``, ``nms``, ``output`` (scaling to frame
         pixels and building the detections), plus the median ``candidates`` entering NMS and
         ``faces`` kept.
     """
-    spec, priors, options = detector.spec, detector.priors, detector.options
+    spec, options = detector.spec, detector.options
     width, height = detector.detector.input_size
-    scale = np.array([width, height] * 2, dtype=np.float32)
+    priors = detector.priors * np.array([width, height] * 2, dtype=np.float32)  # as detect() decodes
     samples = Samples()
     for round_index in range(rounds + 1):
         for rgb in images:
@@ -174,19 +174,22 @@ def decode_breakdown(detector: FaceDetector, images: list[np.ndarray], *, rounds
             t0 = time.perf_counter()
             idx = candidates_above(raw.scores, raw.score_quant, options.score_threshold)
             t1 = time.perf_counter()
-            scores, loc = dequantize(raw.scores[idx], raw.score_quant), dequantize(raw.loc[idx], raw.loc_quant)
+            scores = dequantize(raw.scores[idx], raw.score_quant)
+            order = best_first(scores, options)
+            idx, scores = idx[order], scores[order]
+            loc = dequantize(raw.loc[idx], raw.loc_quant)
             t2 = time.perf_counter()
             boxes = decode_boxes(loc, priors[idx], spec)
             t3 = time.perf_counter()
-            keep = hard_nms(boxes, scores, options) if idx.size else idx
+            keep = greedy_keep(boxes, options)
             t4 = time.perf_counter()
-            frame_boxes = mapping.to_frame(boxes[keep] * scale)
-            np.clip(frame_boxes, 0, [rgb.shape[1], rgb.shape[0]] * 2, out=frame_boxes)
+            frame_boxes = mapping.to_frame(boxes[keep])
+            np.clip(frame_boxes, 0.0, np.array([rgb.shape[1], rgb.shape[0]] * 2, dtype=np.float32), out=frame_boxes)
             rows = zip(frame_boxes.tolist(), scores[keep].tolist(), strict=True)
             faces = [Detection(tuple(b), s) for b, s in rows]  # type: ignore[arg-type]  # same as detect()
             t5 = time.perf_counter()
             if round_index:
-                samples.add({"threshold": (t1 - t0) * 1e3, "dequantize": (t2 - t1) * 1e3,
+                samples.add({"threshold": (t1 - t0) * 1e3, "sort_dequantize": (t2 - t1) * 1e3,
                              "decode_boxes": (t3 - t2) * 1e3, "nms": (t4 - t3) * 1e3, "output": (t5 - t4) * 1e3,
                              "candidates": float(idx.size), "faces": float(len(faces))})
     return samples.medians()
