@@ -104,6 +104,19 @@ def test_cli_fetches_from_the_environment_variable(tmp_path: Path, upstream_dir:
     assert sha256_file(cache / "weights" / RFB) == load_manifest().weights[RFB]
 
 
+def test_cli_fetches_from_the_config_weights_dir(tmp_path: Path, corrupt_dir: Path, upstream_dir: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\nweights_dir = "{upstream_dir}"\n')
+    cache = tmp_path / "cache"
+    proc = _faceagent("models", "fetch", RFB, "--config", str(config), cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert sha256_file(cache / "weights" / RFB) == load_manifest().weights[RFB]
+    # --from wins over the config.
+    proc = _faceagent("models", "fetch", RFB, "--config", str(config), "--from", str(corrupt_dir),
+                      cache=tmp_path / "cache2")
+    assert proc.returncode == 1 and "SHA-256 mismatch" in proc.stderr
+
+
 def test_cli_refuses_a_missing_source_folder(tmp_path: Path) -> None:
     proc = _faceagent("models", "fetch", "--from", str(tmp_path / "nope"), cache=tmp_path / "cache")
     assert proc.returncode == 78

@@ -47,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help="weights file names (default: all in the manifest)")
     fetch.add_argument("--from", dest="source", metavar="DIR_OR_URL",
                        help=f"directory (or base URL) holding the .pth files; default ${WEIGHTS_ENV}, "
-                            "else the upstream repository at the pinned commit")
+                            "else paths.weights_dir of --config, else the upstream repository at the "
+                            "pinned commit")
+    _add_config_option(fetch)
     fetch.set_defaults(func=run_fetch)
 
     build = sub.add_parser("build", help="build INT8 and FP32 TFLite models (in the build venv)")
@@ -58,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.add_argument("--size", type=_size_arg, metavar="WxH", help="build the variants at this input size")
     build.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
     build.add_argument("--from", dest="source", metavar="DIR_OR_URL", help="where to fetch missing weights")
+    _add_config_option(build)
     build.set_defaults(func=run_build)
 
     lister = sub.add_parser("list", help="list variants and their built files")
@@ -72,8 +75,22 @@ def _size_arg(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="PATH",
+                        help="a faceagent config file whose paths.weights_dir names the weights folder")
+
+
+def _configured_weights_dir(config_path: Path | None) -> str | None:
+    if config_path is None:
+        return None
+    from rpi_agent.config import load_config
+
+    weights_dir = load_config(config_path, check_files=False).paths.weights_dir
+    return str(weights_dir) if weights_dir is not None else None
+
+
 def _source(args: argparse.Namespace) -> str | None:
-    source = args.source or os.environ.get(WEIGHTS_ENV) or None
+    source = args.source or os.environ.get(WEIGHTS_ENV) or _configured_weights_dir(args.config)
     if source and "://" not in source and not Path(source).expanduser().is_dir():
         raise ConfigError(f"weights source is not a directory: {source}")
     return source

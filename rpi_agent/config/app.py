@@ -35,6 +35,9 @@ class PathsConfig:
     state_dir: Path | None = field(default=None, metadata={
         "doc": "state (MQTT outbox); default $STATE_DIRECTORY, else /var/lib/faceagent if writable, "
                "else <cache>/state"})
+    weights_dir: Path | None = field(default=None, metadata={
+        "doc": "folder holding the upstream .pth weights for `faceagent models fetch --config`; "
+               "default: download them from the upstream repository at the pinned commit"})
 
     def resolved_state_dir(self) -> Path:
         """The state directory to use (systemd's ``StateDirectory=`` sets ``$STATE_DIRECTORY``)."""
