@@ -79,6 +79,15 @@ def _cache_hit(out_dir: Path, name: str, inputs: dict[str, Any]) -> bool:
     return info.get("inputs") == inputs and all(f.is_file() for f in files)
 
 
+def _other_builds(info_path: Path) -> dict[str, Any]:
+    """Entries other builders recorded (the K210 kmodels); they check their own ONNX hash for staleness."""
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {key: value for key, value in info.items() if key.startswith("kmodel")}
+
+
 def _convert(job: dict[str, Any], calib_files: list[Path], tmp: Path, log_path: Path) -> dict[str, Path]:
     """The conversion chain; returns the staged ``int8``, ``fp32`` and ``onnx`` files in ``tmp``."""
     from rpi_agent.models import convert, networks
@@ -139,6 +148,7 @@ def build_one(job: dict[str, Any], *, calib_files: list[Path], calib_hash: str, 
     with tempfile.TemporaryDirectory(prefix="faceagent-build-") as tmp:
         staged = _convert(job, calib_files, Path(tmp), log_path)
         io = _check(job, staged, log_path)
+        kept = _other_builds(out_dir / "build-info.json")
         (out_dir / "build-info.json").unlink(missing_ok=True)  # no stale record beside new files
         for key, path in targets.items():
             shutil.copyfile(staged[key], path)
@@ -150,6 +160,7 @@ def build_one(job: dict[str, Any], *, calib_files: list[Path], calib_hash: str, 
         "io": io, "num_priors": job["num_priors"],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.monotonic() - started, 1),
+        **kept,
     }
     (out_dir / "build-info.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"[{name}] done in {info['seconds']} s: int8 {info['files']['int8']['bytes']} bytes, "
