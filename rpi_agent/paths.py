@@ -39,7 +39,7 @@ PRECISIONS = ("int8", "fp32")
 
 
 def model_file(name: str, precision: str = "int8") -> Path:
-    """Path of a built model variant, e.g. ``model_file("RFB-320")`` → ``<cache>/models/RFB-320/RFB-320-int8.tflite``."""
+    """Path of a built model variant: ``model_file("RFB-320")`` is ``<cache>/models/RFB-320/RFB-320-int8.tflite``."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return models_dir() / name / f"{name}-{precision}.tflite"

@@ -167,9 +167,10 @@ def run_agreement(args: argparse.Namespace) -> int:
         raise DatasetError("no --images given and ../shared/data/faces is not available")
     reference = args.reference or _default_reference(str(args.model))
     images = list(iter_image_paths([args.images]))
-    detectors = [FaceDetector.from_model(m, resize=args.resize, options=agreement_options())
-                 for m in (reference, args.model)]
-    result = compare_detectors(*detectors, images)
+    reference_detector, candidate_detector = (
+        FaceDetector.from_model(m, resize=args.resize, options=agreement_options()) for m in (reference, args.model)
+    )
+    result = compare_detectors(reference_detector, candidate_detector, images)
     record = {"model": str(args.model), "reference_model": reference, "images": len(images), "resize": args.resize,
               **result.to_dict()}
     if args.json:
