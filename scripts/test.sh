@@ -14,10 +14,12 @@ export FACEAGENT_CACHE_DIR="${FACEAGENT_CACHE_DIR:-$PWD/.cache}"
 start=$SECONDS
 step() { echo "::: $* (t=$((SECONDS - start))s)"; }
 
-packages=(mosquitto mosquitto-clients openssl systemd nodejs npm)
+# command → Debian package; only what is missing is installed (node may come from elsewhere).
+declare -A needs=([mosquitto]=mosquitto [mosquitto_sub]=mosquitto-clients [openssl]=openssl
+                  [systemd-analyze]=systemd [node]=nodejs [npm]=npm)
 missing=()
-for pkg in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+for cmd in "${!needs[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${needs[$cmd]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
     step "installing ${missing[*]}"
