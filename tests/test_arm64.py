@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,14 @@ class Arm64Root:
         if check and proc.returncode != 0:
             pytest.fail(f"{' '.join(cmd)} exited {proc.returncode} in the arm64 root:\n{proc.stderr[-3000:]}")
         return proc
+
+    def popen(self, *cmd: str, binds: Sequence[str] = ()) -> subprocess.Popen[str]:
+        """Start a command in the root. in_root.sh ends in a chain of execs, so the process signalled is the
+        command itself (through qemu, which passes signals on to the emulated program)."""
+        args = ["bash", str(SCRIPTS / "in_root.sh")]
+        for bind in binds:
+            args += ["--bind", bind]
+        return subprocess.Popen([*args, "--", *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def _script(name: str, timeout: float) -> None:
@@ -355,3 +364,46 @@ def test_daemon_on_arm64_end_to_end(
     relay = rec.payloads("faceagent/door/relay/state")
     assert b"UNLOCKED" in relay
     assert relay[-1] == b"LOCKED"
+
+
+def test_daemon_on_arm64_stops_on_sigterm(
+    arm64: Arm64Root,
+    face_clip: tuple[str, int],
+    tmp_path: Path,
+    broker: Broker,
+    recorder: Callable[[list[str]], Recorder],
+) -> None:
+    """SIGTERM reaches the emulated daemon (what systemd sends on a Pi): clean stop, relay locked."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "config.toml").write_text(DAEMON_CONFIG.replace("fps = 0.0\n", "fps = 0.0\nloop = true\n"))
+    rec = recorder(["faceagent/#"])
+    proc = arm64.popen(
+        "faceagent",
+        "run",
+        "--config",
+        "/conf/config.toml",
+        "--gpio-factory",
+        "mock",
+        "--mqtt-url",
+        f"mqtt://127.0.0.1:{broker.port}",
+        binds=[f"{tmp_path / 'frames'}:/frames:ro", f"{conf}:/conf:ro"],
+    )
+    try:
+        ended = rec.wait_for(
+            lambda: any(json.loads(p)["type"] == "end" for p in rec.payloads("faceagent/events")), timeout=600
+        )
+        assert ended, "no face ended within 10 minutes"
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert rec.wait_for(lambda: rec.payloads("faceagent/available")[-1:] == [b"stopped"])
+    events = [json.loads(p) for p in rec.payloads("faceagent/events")]
+    new = [e["after"]["id"] for e in events if e["type"] == "new"]
+    assert len(new) == len(set(new))
+    assert {e["after"]["id"] for e in events if e["type"] == "end"} <= set(new)
+    assert rec.payloads("faceagent/door/relay/state")[-1] == b"LOCKED"
