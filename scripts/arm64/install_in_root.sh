@@ -45,8 +45,17 @@ host_python=${PYTHON:-$REPO/.venv/bin/python}
 [ -x "$host_python" ] || host_python=python3
 "$host_python" -m pip wheel --quiet --no-deps --wheel-dir "$dist" "$REPO" >/dev/null
 wheel=$(ls "$dist"/faceagent-*.whl)
-digest=$(cat "$wheel" "$MODELS_FROM"/*int8.tflite "$REPO/scripts/install.sh" "$REPO/scripts/pi-constraints.txt" \
-    | sha256sum | cut -c1-16)
+# A wheel's zip entries carry build times, so hash what it holds rather than the file itself.
+wheel_digest=$("$host_python" -c '
+import hashlib, sys, zipfile
+digest = hashlib.sha256()
+with zipfile.ZipFile(sys.argv[1]) as whl:
+    for name in sorted(whl.namelist()):
+        digest.update(name.encode() + b"\0" + whl.read(name))
+print(digest.hexdigest())
+' "$wheel")
+digest=$( (echo "$wheel_digest"; cat "$MODELS_FROM"/*int8.tflite "$REPO/scripts/install.sh" \
+    "$REPO/scripts/pi-constraints.txt") | sha256sum | cut -c1-16)
 stamp="$ARM64_ROOT/opt/faceagent/.installed"
 if [ "$FORCE" = 0 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
     echo "install_in_root: $(basename "$wheel") and $(basename "$MODELS_FROM") already installed ($digest)"
