@@ -1,5 +1,5 @@
 # Shared settings for the arm64 emulation scripts; sourced, not run.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the variables are for the scripts that source this file
 
 _cache=${FACEAGENT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/faceagent}
 ARM64_ROOT=${FACEAGENT_ARM64_ROOT:-$_cache/arm64-root}

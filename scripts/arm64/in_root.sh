@@ -45,6 +45,7 @@ cp /etc/resolv.conf "$ARM64_ROOT/etc/resolv.conf"
 cpuinfo="$ARM64_ROOT/etc/faceagent-emulated-cpuinfo"
 write_cpuinfo "$ARM64_CPU" "$cpuinfo"
 
+# shellcheck disable=SC2016  # expanded by the inner shell
 mount_script='set -e
 root=$1; outside=$2; cpuinfo=$3; shift 3
 mount -t proc proc "$root/proc"

@@ -91,6 +91,7 @@ count() {  # cpu stage n -> instructions
     out=$(mktemp)
     cpuinfo=$(mktemp)
     write_cpuinfo "$1" "$cpuinfo"
+    # shellcheck disable=SC2016  # expanded by the inner shell
     unshare --mount --propagation private sh -c 'mount --bind "$1" /proc/cpuinfo; shift; exec "$@"' sh "$cpuinfo" \
         env -i PATH=/usr/bin:/bin PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1 LANG=C.UTF-8 \
         PYTHONPATH="$ARM64_ROOT/$site" \
