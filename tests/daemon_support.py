@@ -96,7 +96,7 @@ def build_scenes(folder: Path, photos: list[Path], detector: FaceDetector, *, re
         writer.link(photo, repeat)
         writer.blanks(gap)
     if moving is not None:
-        frames = moving_face(load_rgb(moving), 13)
+        frames = moving_face(load_rgb(moving), 25)  # steps small enough for the IoU tracker to follow
         counts = [count_faces(detector, f) for f in frames]
         assert counts == [1] * len(frames), f"walking face not found once in every frame: {counts}"
         for frame in frames:

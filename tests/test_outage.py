@@ -77,7 +77,11 @@ def test_broker_outage_and_daemon_kill_lose_no_event(tmp_path, broker, recorder,
     rec.wait_for(lambda: produced <= delivered(), WAIT)
     missing = produced - delivered()
     assert not missing, f"{len(missing)} of {len(produced)} events never arrived: {sorted(missing)[:5]}"
-    assert delivered() <= produced, "an event arrived that no daemon produced"
+    # SIGKILL can land between the outbox write and the log line: the restarted daemon then delivers
+    # an event of the killed one's faces that was never logged. Anything else is an invented event.
+    killed_faces = {face_id for face_id, _ in first.logged_events()}
+    unexplained = {e for e in delivered() - produced if e[0] not in killed_faces}
+    assert not unexplained, f"events arrived that no daemon produced: {sorted(unexplained)[:5]}"
     # The SIGKILLed run's open faces never end; every other face has one new and one end.
     for face_id, types in lifecycles(received_events(rec, prefix)).items():
         assert types[0] == "new" and types.count("new") == 1 and types.count("end") <= 1, (face_id, types)
