@@ -115,10 +115,20 @@ class TFLiteDetector:
         self.num_threads = num_threads
         self._setup_input(self._interp.get_input_details())
         self._setup_outputs(self._interp.get_output_details())
+        self.delegate_nodes = self._count_delegate_nodes()
         log.info(
-            "loaded %s: %dx%d %s input, runtime %s (XNNPACK CPU delegate where ops allow), %d thread(s)",
-            self.path.name, self.width, self.height, np.dtype(self._in_dtype).name, self.runtime, num_threads,
+            "loaded %s: %dx%d %s input, runtime %s, %s, %d thread(s)",
+            self.path.name, self.width, self.height, np.dtype(self._in_dtype).name, self.runtime,
+            f"XNNPACK delegate ({self.delegate_nodes} node(s))" if self.delegate_nodes else "built-in kernels only",
+            num_threads,
         )
+
+    def _count_delegate_nodes(self) -> int:
+        # A graph a delegate took over shows DELEGATE nodes; the op list is only exposed privately.
+        ops_details = getattr(self._interp, "_get_ops_details", None)
+        if ops_details is None:
+            return 0
+        return sum(1 for op in ops_details() if op.get("op_name") == "DELEGATE")
 
     def _setup_input(self, details: list[dict[str, Any]]) -> None:
         if len(details) != 1:

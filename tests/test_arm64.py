@@ -106,7 +106,7 @@ def test_runtime_on_arm64_is_litert_with_xnnpack(arm64: Arm64Root) -> None:
     for dist in ("faceagent", "numpy", "ai-edge-litert", "opencv-python-headless", "pillow", "paho-mqtt", "gpiozero"):
         assert facts["wheels"][dist], f"{dist} is not installed in the arm64 root"
     assert facts["runtime"] == "ai_edge_litert"
-    assert facts["input_dtype"] == "uint8"
+    assert facts["quantized"] is True
     assert facts["delegate_nodes"] == 1, "XNNPACK did not take over the INT8 graph"
     assert "XNNPACK delegate" in proc.stderr
 

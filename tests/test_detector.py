@@ -68,3 +68,12 @@ def test_output_count_must_match_priors(upstream_dir, faces_dir):
     fd = FaceDetector(det, spec=PriorSpec(640, 480))
     with pytest.raises(ModelError, match="4420 boxes but the priors for 640x480 number 17640"):
         fd.detect(load_rgb(faces_dir / "2.jpg"))
+
+
+def test_delegate_is_reported_truthfully(built_model):
+    # LiteRT hands the whole INT8 graph to XNNPACK: one DELEGATE node.
+    det = TFLiteDetector(built_model("RFB-320"))
+    assert det.runtime == "ai_edge_litert"
+    assert det.delegate_nodes == 1
+    fp32 = TFLiteDetector(built_model("RFB-320", "fp32"))
+    assert fp32.delegate_nodes >= 1

@@ -27,14 +27,11 @@ def _model_facts(model: str) -> dict[str, object]:
     from rpi_agent.detector import TFLiteDetector
 
     detector = TFLiteDetector(model, num_threads=1)
-    # The runtime wrapper keeps its interpreter private; the op list is only read here, never changed.
-    ops = detector._interp._get_ops_details()
     return {
         "runtime": detector.runtime,
         "input": [detector.width, detector.height],
-        "input_dtype": str(detector._in_dtype.__name__),
-        "ops": len(ops),
-        "delegate_nodes": sum(1 for op in ops if op["op_name"] == "DELEGATE"),
+        "quantized": detector.is_quantized,
+        "delegate_nodes": detector.delegate_nodes,
     }
 
 
