@@ -155,6 +155,8 @@ install_venv() {
     run python3 -m venv --system-site-packages "$VENV"
     run "$VENV/bin/pip" install --quiet --upgrade --only-binary=:all: \
         --constraint "$staged/pi-constraints.txt" "$staged/$(basename "$WHEEL")"
+    # A re-run from a newer checkout carries the same version number: replace the package itself.
+    run "$VENV/bin/pip" install --quiet --force-reinstall --no-deps "$staged/$(basename "$WHEEL")"
     run ln -sf "$VENV/bin/faceagent" /usr/local/bin/faceagent
 }
 
