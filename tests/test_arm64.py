@@ -39,6 +39,7 @@ MODEL = "RFB-320"
 SCORE_MIN = 0.6
 IOU_MIN = 0.5
 F1_MIN = 0.98
+DETECT_ARGS = ("detect", "--json", "--threshold", str(SCORE_MIN), "--model", MODEL, "/shared/data/faces")
 F1_MIN_OTHER_KERNELS = 0.95
 
 
@@ -178,13 +179,7 @@ def _f1_against_x86(on_arm: dict[str, list[Detection]], faces_dir: Path, model: 
 def test_detect_on_arm64_matches_x86(arm64: Arm64Root, faces_dir: Path, built_model: Callable[..., Path]) -> None:
     guest = arm64.run(
         "faceagent",
-        "detect",
-        "--json",
-        "--threshold",
-        str(SCORE_MIN),
-        "--model",
-        MODEL,
-        "/shared/data/faces",
+        *DETECT_ARGS,
         timeout=1800,
     )
     assert _f1_against_x86(_detections(guest.stdout), faces_dir, built_model(MODEL)) >= F1_MIN
@@ -214,13 +209,7 @@ def test_tflite_runtime_fallback_on_arm64(arm64: Arm64Root, faces_dir: Path, bui
         *python,
         "-m",
         "rpi_agent",
-        "detect",
-        "--json",
-        "--threshold",
-        str(SCORE_MIN),
-        "--model",
-        MODEL,
-        "/shared/data/faces",
+        *DETECT_ARGS,
         timeout=1800,
     )
     # TFLite's built-in int8 kernels round differently from XNNPACK's, which moves faces scoring near the
