@@ -27,7 +27,7 @@ from rpi_agent.models import calibration
 
 TOOLS = ("torch", "onnx2tf", "tensorflow", "onnx", "onnxruntime", "numpy", "opencv-python")
 STEPS = 5
-_RECIPE_MODULES = ("networks.py", "convert.py", "calibration.py", "_build_worker.py")
+_RECIPE_MODULES = ("networks.py", "landmark_networks.py", "convert.py", "calibration.py", "_build_worker.py")
 
 
 def _say(name: str, step: int, text: str) -> None:
@@ -64,6 +64,7 @@ def build_inputs(job: dict[str, Any], calib_hash: str, calib_count: int) -> dict
         "name": job["name"], "arch": job["arch"], "input": [job["width"], job["height"]],
         "weights": job["weights"], "weights_sha256": job["weights_sha256"],
         "mean": job["mean"], "std": job["std"],
+        **({"landmarks": True, "folded_mean_bgr": job["folded_mean_bgr"]} if job.get("landmarks") else {}),
         "calibration_sha256": calib_hash, "calibration_images": calib_count,
         "recipe_sha256": recipe_hash(), "tools": tool_versions(),
     }
@@ -90,15 +91,16 @@ def _other_builds(info_path: Path) -> dict[str, Any]:
 
 def _convert(job: dict[str, Any], calib_files: list[Path], tmp: Path, log_path: Path) -> dict[str, Path]:
     """The conversion chain; returns the staged ``int8``, ``fp32`` and ``onnx`` files in ``tmp``."""
-    from rpi_agent.models import convert, networks
+    from rpi_agent.models import convert
 
     name, width, height = job["name"], job["width"], job["height"]
     _say(name, 1, f"loading {job['weights']} into the {job['arch']} network")
-    net = networks.load_network(job["arch"], job["weights_path"])
+    net = _load_net(job)
     _say(name, 2, f"exporting ONNX (opset {convert.ONNX_OPSET}, input 1x3x{height}x{width})")
     onnx_path = tmp / "model.onnx"
+    outputs = convert.LANDMARK_OUTPUT_NAMES if job.get("landmarks") else convert.OUTPUT_NAMES
     with convert.redirect_fds(log_path):
-        convert.export_onnx(net, onnx_path, width=width, height=height)
+        convert.export_onnx(net, onnx_path, width=width, height=height, outputs=outputs)
     _say(name, 3, "onnx2tf: SavedModel and FP32 TFLite")
     calibration.write_onnx2tf_sample(calib_files, tmp / calibration.ONNX2TF_SAMPLE_NAME)
     saved = tmp / "saved_model"
@@ -117,6 +119,18 @@ def _convert(job: dict[str, Any], calib_files: list[Path], tmp: Path, log_path: 
     return {"int8": int8, "fp32": fp32, "onnx": onnx_path}
 
 
+def _load_net(job: dict[str, Any]) -> Any:
+    """The network with its weights loaded strictly; landmark nets wrapped to take raw RGB pixels."""
+    from rpi_agent.models import landmark_networks, networks
+
+    if not job.get("landmarks"):
+        return networks.load_network(job["arch"], job["weights_path"])
+    net = landmark_networks.load_landmark_network(job["arch"], job["weights_path"])
+    if tuple(job["folded_mean_bgr"]) != landmark_networks.TRAINING_MEAN_BGR:
+        raise ValueError(f"{job['name']}: folded mean {job['folded_mean_bgr']} is not the one the network folds")
+    return landmark_networks.RawPixelInput(net)
+
+
 def _check(job: dict[str, Any], staged: dict[str, Path], log_path: Path) -> dict[str, Any]:
     from rpi_agent.models import convert
 
@@ -124,7 +138,8 @@ def _check(job: dict[str, Any], staged: dict[str, Path], log_path: Path) -> dict
     with convert.redirect_fds(log_path):
         io = {key: convert.describe_tflite(staged[key]) for key in ("int8", "fp32")}
     problems = convert.check_int8_io(io["int8"], num_priors=job["num_priors"], width=job["width"],
-                                     height=job["height"])
+                                     height=job["height"], mean=job["mean"], std=job["std"],
+                                     landmarks=bool(job.get("landmarks")))
     if problems:
         raise RuntimeError(f"{job['name']}: INT8 model is not as expected: {'; '.join(problems)}")
     return io

@@ -20,9 +20,11 @@ import numpy as np
 ONNX_OPSET = 13
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("scores", "boxes")
+LANDMARK_OUTPUT_NAMES = ("scores", "boxes", "landmarks")
 
 
-def export_onnx(net: Any, target: Path, *, width: int, height: int) -> None:
+def export_onnx(net: Any, target: Path, *, width: int, height: int,
+                outputs: tuple[str, ...] = OUTPUT_NAMES) -> None:
     """Export the network to ONNX with a static ``(1, 3, height, width)`` input.
 
     The TorchScript-based exporter is used (``dynamo=False``): the dynamo exporter needs
@@ -33,7 +35,7 @@ def export_onnx(net: Any, target: Path, *, width: int, height: int) -> None:
     dummy = torch.zeros(1, 3, height, width, dtype=torch.float32)
     with torch.no_grad():
         torch.onnx.export(
-            net, (dummy,), str(target), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            net, (dummy,), str(target), input_names=[INPUT_NAME], output_names=list(outputs),
             opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True,
         )
 
@@ -119,17 +121,25 @@ def describe_tflite(path: Path) -> dict[str, Any]:
             "outputs": [entry(d) for d in interp.get_output_details()]}
 
 
-def check_int8_io(io: dict[str, Any], *, num_priors: int, width: int, height: int) -> list[str]:
-    """Problems with an INT8 model's interface; empty when it is what the detector expects."""
+def check_int8_io(io: dict[str, Any], *, num_priors: int, width: int, height: int, mean: float = 127.0,
+                  std: float = 128.0, landmarks: bool = False) -> list[str]:
+    """Problems with an INT8 model's interface; empty when it is what the detector expects.
+
+    The uint8 input must decode as ``(byte - mean) / std`` (scale ``1/std``, zero point ``mean``),
+    so raw RGB bytes go straight in.
+    """
     problems = []
     (inp,) = io["inputs"]
     if inp["shape"] != [1, height, width, 3] or inp["dtype"] != "uint8":
         problems.append(f"input is {inp['dtype']}{inp['shape']}, expected uint8[1, {height}, {width}, 3]")
-    elif abs(inp["scale"] - 1 / 128) > 1e-6 or inp["zero_point"] != 127:
+    elif abs(inp["scale"] - 1 / std) > 1e-6 or inp["zero_point"] != round(mean):
         problems.append(f"input quantisation scale={inp['scale']} zero_point={inp['zero_point']}, "
-                        "expected 1/128 and 127 (raw RGB bytes)")
+                        f"expected {1 / std:g} and {round(mean)} (raw RGB bytes)")
     by_dim = {o["shape"][-1]: o for o in io["outputs"]}
-    for dim in (2, 4):
+    widths = (2, 4, 10) if landmarks else (2, 4)
+    if len(io["outputs"]) != len(widths):
+        problems.append(f"{len(io['outputs'])} outputs, expected {len(widths)}")
+    for dim in widths:
         out = by_dim.get(dim)
         if out is None or out["shape"] != [1, num_priors, dim] or out["dtype"] not in ("int8", "uint8"):
             problems.append(f"no {out and out['dtype']} output [1, {num_priors}, {dim}]")

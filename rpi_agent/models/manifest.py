@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,8 @@ class PriorConfig:
     strides: tuple[int, ...]
     center_variance: float
     size_variance: float
+    clip: bool = True
+    size_multiple: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,11 @@ class Variant:
         width: Model input width in pixels.
         height: Model input height in pixels.
         priors: Prior configuration.
-        mean: Input normalisation mean (per channel, RGB).
+        mean: Input normalisation of the built model, ``(RGB - mean) / std``.
         std: Input normalisation std.
+        landmarks: Whether the network also predicts five landmarks per face.
+        folded_mean_bgr: Channel means (BGR) the weights were trained with and that the build
+            folds into the graph; empty when the normalisation is ``mean``/``std`` alone.
     """
 
     name: str
@@ -57,6 +62,8 @@ class Variant:
     priors: PriorConfig
     mean: float
     std: float
+    landmarks: bool = False
+    folded_mean_bgr: tuple[float, ...] = ()
 
     @property
     def num_priors(self) -> int:
@@ -80,8 +87,11 @@ class Variant:
             "strides": list(self.priors.strides),
             "center_variance": self.priors.center_variance,
             "size_variance": self.priors.size_variance,
+            "clip": self.priors.clip,
             "mean": self.mean,
             "std": self.std,
+            "landmarks": self.landmarks,
+            "folded_mean_bgr": list(self.folded_mean_bgr),
         }
 
 
@@ -94,6 +104,8 @@ class Manifest:
     repository: str
     commit: str
     url_template: str
+    upstreams: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    weights_upstream: dict[str, str] = field(default_factory=dict)
 
     def names(self) -> list[str]:
         """Names of the base variants, in manifest order."""
@@ -117,11 +129,23 @@ class Manifest:
         if size is None or size == (variant.width, variant.height):
             return variant
         width, height = _check_size(size, name)
+        multiple = variant.priors.size_multiple
+        if width % multiple or height % multiple:
+            raise ModelError(f"input size of {name!r}: {variant.arch} needs sides that are multiples of {multiple}, "
+                             f"e.g. {-(-width // multiple) * multiple}x{-(-height // multiple) * multiple}")
         return replace(variant, name=f"{base}@{width}x{height}", width=width, height=height)
 
     def weights_url(self, file_name: str) -> str:
-        """Upstream download URL of a weights file at the pinned commit."""
-        return self.url_template.format(repository=self.repository, commit=self.commit, file=file_name)
+        """Upstream download URL of a weights file at its repository's pinned commit."""
+        repository, commit, template = self.upstream_of(file_name)
+        return template.format(repository=repository, commit=commit, file=file_name)
+
+    def upstream_of(self, file_name: str) -> tuple[str, str, str]:
+        """``(repository, commit, url_template)`` a weights file comes from."""
+        key = self.weights_upstream.get(file_name)
+        if key is None:
+            return self.repository, self.commit, self.url_template
+        return self.upstreams[key]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -177,26 +201,43 @@ def load_manifest(path: Path | None = None) -> Manifest:
         raise ModelError(f"invalid model manifest: {exc!r}") from exc
 
 
-def _parse(data: dict[str, Any]) -> Manifest:
-    p = data["priors"]
+def _prior_config(p: dict[str, Any]) -> PriorConfig:
     priors = PriorConfig(
         min_boxes=tuple(tuple(int(v) for v in boxes) for boxes in p["min_boxes"]),
         strides=tuple(int(s) for s in p["strides"]),
         center_variance=float(p["center_variance"]),
         size_variance=float(p["size_variance"]),
+        clip=bool(p.get("clip", True)),
+        size_multiple=int(p.get("size_multiple", 1)),
     )
     if len(priors.min_boxes) != len(priors.strides):
         raise ValueError("priors: min_boxes and strides differ in length")
+    return priors
+
+
+def _variant(entry: dict[str, Any], data: dict[str, Any], weights: dict[str, str],
+             layouts: dict[str, PriorConfig]) -> Variant:
+    width, height = (int(v) for v in entry["input"])
+    norm = data["input_norms"][entry["input_norm"]] if "input_norm" in entry else data["input"]
+    return Variant(
+        name=entry["name"], base=entry["name"], arch=entry["arch"], weights=entry["weights"],
+        weights_sha256=weights[entry["weights"]], width=width, height=height,
+        priors=layouts[entry.get("priors", "default")], mean=float(norm["mean"]), std=float(norm["std"]),
+        landmarks=bool(entry.get("landmarks", False)),
+        folded_mean_bgr=tuple(float(v) for v in norm.get("folded_mean_bgr", ())),
+    )
+
+
+def _parse(data: dict[str, Any]) -> Manifest:
+    layouts = {"default": _prior_config(data["priors"])}
+    layouts.update({name: _prior_config(p) for name, p in data.get("prior_layouts", {}).items()})
     weights = {name: str(entry["sha256"]).lower() for name, entry in data["weights"].items()}
-    norm = data["input"]
-    variants: dict[str, Variant] = {}
-    for entry in data["variant"]:
-        width, height = (int(v) for v in entry["input"])
-        variants[entry["name"]] = Variant(
-            name=entry["name"], base=entry["name"], arch=entry["arch"], weights=entry["weights"],
-            weights_sha256=weights[entry["weights"]], width=width, height=height, priors=priors,
-            mean=float(norm["mean"]), std=float(norm["std"]),
-        )
+    upstreams = {key: (u["repository"], u["commit"], u["url"]) for key, u in data.get("upstreams", {}).items()}
+    weights_upstream = {name: str(entry["upstream"]) for name, entry in data["weights"].items() if "upstream" in entry}
+    unknown = sorted(set(weights_upstream.values()) - set(upstreams))
+    if unknown:
+        raise ValueError(f"weights name an unknown upstream: {', '.join(unknown)}")
+    variants = {entry["name"]: _variant(entry, data, weights, layouts) for entry in data["variant"]}
     up = data["upstream"]
     return Manifest(variants=variants, weights=weights, repository=up["repository"], commit=up["commit"],
-                    url_template=up["url"])
+                    url_template=up["url"], upstreams=upstreams, weights_upstream=weights_upstream)
