@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 Box = tuple[float, float, float, float]
 """Pixel box ``(x1, y1, x2, y2)``, x to the right, y down, in the frame's own pixels."""
+Point = tuple[float, float]
+"""Pixel point ``(x, y)`` in the frame's own pixels."""
+LANDMARK_NAMES: tuple[str, ...] = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+"""The five landmarks in order (left/right as they appear in the image)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +19,8 @@ class Detection:
     Attributes:
         box: ``(x1, y1, x2, y2)`` in pixels of the frame the detector was given.
         score: Face confidence in [0, 1].
+        landmarks: Five ``(x, y)`` points in frame pixels, in :data:`LANDMARK_NAMES` order, from
+            models that predict them; ``None`` otherwise.
 
     Example:
         >>> Detection((10.0, 20.0, 50.0, 70.0), 0.93).area
@@ -23,6 +29,7 @@ class Detection:
 
     box: Box
     score: float
+    landmarks: tuple[Point, ...] | None = None
 
     @property
     def width(self) -> float:
@@ -80,6 +87,7 @@ class TrackedFace:
         start_time: Wall-clock time of the first detection.
         end_time: Wall-clock time it ended, ``None`` while active.
         has_snapshot: Whether a snapshot was published for it.
+        landmarks: Latest five landmark points in frame pixels, from models that predict them.
     """
 
     id: str
@@ -93,8 +101,12 @@ class TrackedFace:
     start_time: float = 0.0
     end_time: float | None = None
     has_snapshot: bool = False
+    landmarks: tuple[Point, ...] | None = None
 
     def to_dict(self) -> dict[str, object]:
+        extra: dict[str, object] = {}
+        if self.landmarks is not None:
+            extra["landmarks"] = [[round(x), round(y)] for x, y in self.landmarks]
         return {
             "id": self.id,
             "camera": self.camera,
@@ -108,6 +120,7 @@ class TrackedFace:
             "start_time": self.start_time,
             "end_time": self.end_time,
             "has_snapshot": self.has_snapshot,
+            **extra,
         }
 
 

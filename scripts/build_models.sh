@@ -17,9 +17,7 @@ start=$SECONDS
 nice -n 10 bash "$repo/scripts/build_env.sh" >/dev/null
 echo "build_models: build venv ready (t=$((SECONDS - start))s)"
 # Each family's weights come from its own folder; once verified in the cache, the build finds them there.
-"$faceagent" models fetch --from "$weights" $(cd "$weights" && ls version-*.pth)
-"$faceagent" models fetch --from "$landmark_weights" $(cd "$landmark_weights" && ls *_Final.pth)
-# The build must not look for the landmark weights in the Ultra-Light folder: the cache has them now.
-unset FACEAGENT_WEIGHTS_DIR
+"$faceagent" models fetch --from "$weights"
+"$faceagent" models fetch --from "$landmark_weights"
 nice -n 10 "$faceagent" models build "$@"
 echo "build_models: done in $((SECONDS - start))s"

@@ -11,6 +11,7 @@ from pathlib import Path
 from rpi_agent.detection.decoder import DecodeOptions
 from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, FaceDetector
 from rpi_agent.detection.preprocess import RESIZE_MODES
+from rpi_agent.domain import Detection
 from rpi_agent.errors import FaceAgentError, ImageError
 from rpi_agent.imaging.annotate import draw_faces, write_jpeg
 from rpi_agent.imaging.files import iter_image_paths, load_rgb
@@ -73,7 +74,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_arguments(parser, threshold=0.6)
     parser.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     parser.add_argument("--annotate", type=Path, metavar="OUT_DIR",
-                        help="write a copy of each image with the faces drawn into OUT_DIR")
+                        help="write a copy of each image with the faces (and landmarks) drawn into OUT_DIR")
+    parser.add_argument("--landmarks", action="store_true",
+                        help="require the five face landmarks (a model without them is refused); models "
+                             "that have them always report them")
     parser.set_defaults(func=run)
 
 
@@ -85,9 +89,16 @@ def _record(path: Path, rgb_shape: tuple[int, ...], result: object) -> dict:
         "image": str(path),
         "width": rgb_shape[1],
         "height": rgb_shape[0],
-        "faces": [{"box": [round(v, 1) for v in f.box], "score": round(f.score, 4)} for f in result.faces],
+        "faces": [_face(f) for f in result.faces],
         "ms": {k: round(v, 3) for k, v in result.ms.items()},
     }
+
+
+def _face(face: Detection) -> dict:
+    entry: dict = {"box": [round(v, 1) for v in face.box], "score": round(face.score, 4)}
+    if face.landmarks is not None:
+        entry["landmarks"] = [[round(x, 1), round(y, 1)] for x, y in face.landmarks]
+    return entry
 
 
 def _annotated_path(out_dir: Path, path: Path, roots: list[Path]) -> Path:
@@ -100,7 +111,7 @@ def _annotated_path(out_dir: Path, path: Path, roots: list[Path]) -> Path:
 def run(args: argparse.Namespace) -> int:
     detector = FaceDetector.from_model(
         args.model, num_threads=args.threads, resize=args.resize,
-        options=DecodeOptions(score_threshold=args.threshold),
+        options=DecodeOptions(score_threshold=args.threshold), landmarks=True if args.landmarks else None,
     )
     failures: list[str] = []
     count = 0

@@ -20,6 +20,7 @@ examples:
   faceagent eval widerface --model slim-320:fp32 --resize stretch --plot pr.png
   faceagent eval widerface --images val/images --gt ground_truth --out preds/ --json
   faceagent eval widerface --model RFB-320 --size 640x480      # needs the RFB-320@640x480 build
+  faceagent eval widerface --model retinaface-mnet-640         # AP, plus landmark error vs its FP32 build
   faceagent eval widerface --pred preds/ --gt ground_truth     # score an existing submission
   faceagent eval agreement --model slim-320                    # INT8 vs upstream FP32 on the photos
 """
@@ -41,7 +42,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from rpi_agent.detection.face_detector import DEFAULT_MODEL
-    from rpi_agent.evaluation.runner import EVAL_RESIZE
+    from rpi_agent.evaluation.runner import EVAL_RESIZE, LANDMARK_EVAL_RESIZE
 
     parser = sub.add_parser(
         "eval", help="measure accuracy on a benchmark data set",
@@ -65,8 +66,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help=f"built variant NAME[:fp32] or a .tflite path (default {DEFAULT_MODEL}, INT8)")
     wider.add_argument("--size", type=_size, metavar="WxH",
                        help="input size; a variant name then means its build NAME@WxH")
-    wider.add_argument("--resize", choices=RESIZE_MODES, default=EVAL_RESIZE,
-                       help=f"fit images to the network (default {EVAL_RESIZE}, as the reference figures)")
+    wider.add_argument("--resize", choices=RESIZE_MODES,
+                       help=f"fit images to the network (default {EVAL_RESIZE} for Ultra-Light models, "
+                            f"{LANDMARK_EVAL_RESIZE} for landmark models: the more accurate of each)")
+    wider.add_argument("--labels", type=Path, default=_default("retinaface_val_label.txt"), metavar="FILE",
+                       help="landmark labels (RetinaFace layout) for the landmark error of landmark models "
+                            "(default ../shared retinaface_val_label.txt)")
+    wider.add_argument("--landmark-reference", metavar="NAME|PATH",
+                       help="also give the landmark error against this model's confident faces "
+                            "(default for a built INT8 variant NAME: NAME:fp32)")
     wider.add_argument("--out", type=Path, metavar="PRED_DIR", help="write submission files here")
     wider.add_argument("--plot", type=Path, metavar="PR.png", help="save the precision/recall curves")
     wider.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
@@ -100,7 +108,8 @@ def _register_agreement(benchmarks: argparse._SubParsersAction) -> None:
 
 def _predictions(args: argparse.Namespace) -> tuple[dict, dict]:
     from rpi_agent.detection.face_detector import FaceDetector
-    from rpi_agent.evaluation.runner import EVAL_OPTIONS, check_size, list_val_images, predict, resolve_sized_model
+    from rpi_agent.detection.tflite import TFLiteDetector
+    from rpi_agent.evaluation.runner import check_size, eval_settings, list_val_images, predict, resolve_sized_model
 
     if args.pred is not None:
         from rpi_agent.evaluation.submission import read_predictions
@@ -110,13 +119,41 @@ def _predictions(args: argparse.Namespace) -> tuple[dict, dict]:
         raise DatasetError("no --images given and ../shared/data/widerface is not available")
     images = list_val_images(args.images)
     path = resolve_sized_model(args.model, args.size)
-    detector = FaceDetector.from_model(path, num_threads=args.threads, resize=args.resize, options=EVAL_OPTIONS)
+    tflite = TFLiteDetector(path, num_threads=args.threads)
+    options, resize = eval_settings(tflite.has_landmarks)
+    args.resize = args.resize or resize
+    detector = FaceDetector(tflite, resize=args.resize, options=options)
     check_size(detector, args.size)
     log.info("evaluating %s on %d image(s) from %s", path, len(images), args.images)
-    preds = predict(detector, images, out_dir=args.out, progress=not args.json)
+    faces: dict | None = {} if detector.landmarks else None
+    preds = predict(detector, images, out_dir=args.out, progress=not args.json, landmarks=faces)
     width, height = detector.detector.input_size
     info = {"model": str(args.model), "path": str(path), "input": [width, height], "resize": args.resize}
+    if faces is not None:
+        info["landmarks"] = _landmark_report(args, faces, images)
     return preds, info
+
+
+def _landmark_report(args: argparse.Namespace, faces: dict, images: list) -> dict:
+    """Landmark NME against the label file and against a reference model's faces."""
+    from rpi_agent.detection.face_detector import FaceDetector
+    from rpi_agent.evaluation.landmarks import as_labels, landmark_error, read_labels
+    from rpi_agent.evaluation.runner import eval_settings, predict, resolve_sized_model
+
+    report: dict = {}
+    if args.labels is not None:
+        report["labels"] = {"file": str(args.labels), **landmark_error(faces, read_labels(args.labels)).to_dict()}
+    reference = args.landmark_reference
+    if reference is None and ":" not in str(args.model) and not str(args.model).endswith(".tflite"):
+        reference = f"{args.model}:fp32"
+    if reference is not None:
+        options, _ = eval_settings(True)
+        ref_detector = FaceDetector.from_model(resolve_sized_model(reference, args.size), resize=args.resize,
+                                               options=options, landmarks=True)
+        ref_faces: dict = {}
+        predict(ref_detector, images, progress=not args.json, landmarks=ref_faces)
+        report["reference"] = {"model": reference, **landmark_error(faces, as_labels(ref_faces)).to_dict()}
+    return report
 
 
 def run_widerface(args: argparse.Namespace) -> int:
@@ -143,6 +180,10 @@ def run_widerface(args: argparse.Namespace) -> int:
           + (f" at {info['input'][0]}x{info['input'][1]}, {info['resize']}" if "input" in info else ""))
     for setting in SETTINGS:
         print(f"  {setting.capitalize():<7}AP {result.ap[setting]:.4f}  ({result.faces[setting]} faces)")
+    for what, entry in info.get("landmarks", {}).items():
+        nme = "n/a" if entry["nme"] is None else f"{entry['nme']:.4f}"
+        print(f"  landmark NME vs {what} ({entry.get('file', entry.get('model'))}): {nme} over "
+              f"{entry['matched']} matched of {entry['labelled']} labelled faces ({entry['normaliser']})")
     for key in ("out", "plot"):
         if key in record:
             print(f"  {key}: {record[key]}")

@@ -98,6 +98,21 @@ def decode_boxes(loc: np.ndarray, priors: np.ndarray, spec: PriorSpec) -> np.nda
     return np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1)
 
 
+def decode_landmarks(offsets: np.ndarray, priors: np.ndarray, spec: PriorSpec) -> np.ndarray:
+    """Turn landmark offsets into points: prior centre + offset x centre variance x prior size.
+
+    Args:
+        offsets: ``(K, 10)`` float32 ``(dx1, dy1, ..., dx5, dy5)``.
+        priors: ``(K, 4)`` float32 priors ``(cx, cy, w, h)``, normalised or in pixels.
+        spec: Supplies the centre variance.
+
+    Returns:
+        ``(K, 5, 2)`` float32 ``(x, y)`` points in the priors' units.
+    """
+    points = offsets.reshape(-1, 5, 2) * np.float32(spec.center_variance)
+    return priors[:, None, :2] + points * priors[:, None, 2:]
+
+
 def iou_matrix(boxes: np.ndarray) -> np.ndarray:
     """Pairwise IoU of ``(K, 4)`` xyxy boxes, as a ``(K, K)`` float32 matrix."""
     # Outer products of 1-D coordinate rows: far cheaper than broadcasting (K, K, 2) blocks.
@@ -188,12 +203,33 @@ def postprocess(
     Returns:
         ``(boxes, scores)``: ``(M, 4)`` float32 xyxy in the priors' units and ``(M,)`` float32, best first.
     """
+    boxes, kept_scores, _ = postprocess_indexed(scores, loc, priors, spec, score_quant=score_quant,
+                                                loc_quant=loc_quant, options=options)
+    return boxes, kept_scores
+
+
+def postprocess_indexed(
+    scores: np.ndarray,
+    loc: np.ndarray,
+    priors: np.ndarray,
+    spec: PriorSpec,
+    *,
+    score_quant: Quantization = FLOAT,
+    loc_quant: Quantization = FLOAT,
+    options: DecodeOptions,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`postprocess`, also returning which prior each kept face came from.
+
+    Returns:
+        ``(boxes, scores, prior_index)``: as :func:`postprocess` plus ``(M,)`` int64 rows of the
+        network output, so per-prior extras (landmarks) are decoded for the survivors only.
+    """
     idx = candidates_above(scores, score_quant, options.score_threshold)
     if idx.size == 0:
-        return np.empty((0, 4), np.float32), np.empty(0, np.float32)
+        return np.empty((0, 4), np.float32), np.empty(0, np.float32), np.empty(0, np.int64)
     cand_scores = dequantize(scores[idx], score_quant)
     order = best_first(cand_scores, options)
     idx, cand_scores = idx[order], cand_scores[order]
     cand_boxes = decode_boxes(dequantize(loc[idx], loc_quant), priors[idx], spec)
     keep = greedy_keep(cand_boxes, options)
-    return cand_boxes[keep], cand_scores[keep]
+    return cand_boxes[keep], cand_scores[keep], idx[keep]

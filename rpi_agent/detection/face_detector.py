@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rpi_agent.detection.decoder import DecodeOptions, postprocess
-from rpi_agent.detection.preprocess import ResizeMode, fit_to_input
+from rpi_agent.detection.decoder import DecodeOptions, decode_landmarks, dequantize, postprocess_indexed
+from rpi_agent.detection.layouts import ULTRA_LIGHT, layout_for
+from rpi_agent.detection.preprocess import Letterbox, ResizeMode, fit_to_input
 from rpi_agent.detection.priors import PriorSpec, generate_priors
-from rpi_agent.detection.tflite import TFLiteDetector
+from rpi_agent.detection.tflite import RawOutput, TFLiteDetector
 from rpi_agent.domain import Detection
 from rpi_agent.errors import ModelError
 from rpi_agent.paths import model_file
@@ -56,7 +57,9 @@ class FaceDetector:
         detector: The loaded network.
         resize: ``"stretch"`` or ``"letterbox"`` (aspect-preserving).
         options: Thresholds and NMS settings.
-        spec: Prior layout; by default built from the model's input size.
+        spec: Prior layout; by default the one whose prior count matches the model's outputs.
+        landmarks: Decode the five landmarks of each face: ``None`` when the model has them,
+            ``True`` to require them (a model without is refused), ``False`` never.
 
     Example:
         >>> fd = FaceDetector.from_model("RFB-320")  # doctest: +SKIP
@@ -70,11 +73,23 @@ class FaceDetector:
         resize: ResizeMode = DEFAULT_RESIZE,
         options: DecodeOptions | None = None,
         spec: PriorSpec | None = None,
+        landmarks: bool | None = None,
     ) -> None:
         self.detector = detector
         self.resize = resize
         self.options = options or DecodeOptions()
-        self.spec = spec or PriorSpec(detector.width, detector.height)
+        has_landmarks = getattr(detector, "has_landmarks", False)
+        if landmarks and not has_landmarks:
+            raise ModelError(f"{detector.path}: this model has no landmark output; use a landmark model "
+                             "such as retinaface-mnet-320 or RFB-landmark-320")
+        self.landmarks = has_landmarks if landmarks is None else landmarks
+        layout = ULTRA_LIGHT
+        if spec is None:
+            rows = getattr(detector, "num_rows", 0) or PriorSpec(detector.width, detector.height).count
+            layout = layout_for(width=detector.width, height=detector.height, rows=rows,
+                                has_landmarks=has_landmarks, label=str(detector.path))
+        self.layout = layout
+        self.spec = spec or layout.spec(detector.width, detector.height)
         self.priors = generate_priors(self.spec)
         # Priors in input pixels: decoding then yields pixel boxes with no extra scaling step.
         self._priors_px = self.priors * np.array([self.spec.width, self.spec.height] * 2, dtype=np.float32)
@@ -88,10 +103,11 @@ class FaceDetector:
         num_threads: int = 1,
         resize: ResizeMode = DEFAULT_RESIZE,
         options: DecodeOptions | None = None,
+        landmarks: bool | None = None,
     ) -> FaceDetector:
         """Load a model by path or built-variant name (see :func:`resolve_model`)."""
         detector = TFLiteDetector(resolve_model(model), num_threads=num_threads)
-        return cls(detector, resize=resize, options=options)
+        return cls(detector, resize=resize, options=options, landmarks=landmarks)
 
     def _check_count(self, rows: int) -> None:
         if rows != self.priors.shape[0]:
@@ -111,20 +127,31 @@ class FaceDetector:
             Faces in frame pixels and per-stage timings.
         """
         t0 = time.perf_counter()
-        net_in, mapping = fit_to_input(rgb, self.detector.width, self.detector.height, self.resize)
+        net_in, mapping = fit_to_input(rgb, self.detector.width, self.detector.height, self.resize,
+                                       self.layout.pad_value)
         t1 = time.perf_counter()
         raw = self.detector.run(net_in)
         t2 = time.perf_counter()
         if not self._checked:
             self._check_count(raw.scores.shape[0])
-        boxes, scores = postprocess(
+        boxes, scores, kept = postprocess_indexed(
             raw.scores, raw.loc, self._priors_px, self.spec,
             score_quant=raw.score_quant, loc_quant=raw.loc_quant, options=self.options,
         )
-        boxes = mapping.to_frame(boxes)
         height, width = rgb.shape[:2]
+        boxes = mapping.to_frame(boxes)
         np.clip(boxes, 0.0, np.array([width, height, width, height], dtype=np.float32), out=boxes)
-        faces = [Detection(tuple(b), s) for b, s in zip(boxes.tolist(), scores.tolist(), strict=True)]
+        points = self._landmarks_of(raw, kept, mapping)
+        faces = [Detection(tuple(b), s, None if points is None else tuple(map(tuple, points[i])))  # type: ignore[arg-type]
+                 for i, (b, s) in enumerate(zip(boxes.tolist(), scores.tolist(), strict=True))]
         t3 = time.perf_counter()
         ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
         return DetectionResult(faces, ms)
+
+    def _landmarks_of(self, raw: RawOutput, kept: np.ndarray, mapping: Letterbox) -> list[list[list[float]]] | None:
+        """Landmarks of the surviving faces only, in frame pixels: ``M`` lists of five ``[x, y]``."""
+        if not self.landmarks or raw.landmarks is None:
+            return None
+        offsets = dequantize(raw.landmarks[kept], raw.landmark_quant)
+        points = mapping.points_to_frame(decode_landmarks(offsets, self._priors_px[kept], self.spec))
+        return points.tolist()  # type: ignore[no-any-return]

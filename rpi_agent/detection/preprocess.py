@@ -28,6 +28,12 @@ class Letterbox:
         scale = np.array([self.scale_x, self.scale_y] * 2, dtype=np.float32)
         return (boxes - offset) / scale
 
+    def points_to_frame(self, points: np.ndarray) -> np.ndarray:
+        """Map ``(..., 2)`` ``(x, y)`` points in input pixels back to frame pixels."""
+        offset = np.array([self.offset_x, self.offset_y], dtype=np.float32)
+        scale = np.array([self.scale_x, self.scale_y], dtype=np.float32)
+        return (points - offset) / scale
+
 
 def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     import cv2
@@ -35,7 +41,8 @@ def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def fit_to_input(rgb: np.ndarray, width: int, height: int, mode: ResizeMode) -> tuple[np.ndarray, Letterbox]:
+def fit_to_input(rgb: np.ndarray, width: int, height: int, mode: ResizeMode,
+                 pad_value: int | tuple[int, int, int] = PAD_VALUE) -> tuple[np.ndarray, Letterbox]:
     """Resize a frame to the network input.
 
     ``stretch`` scales each axis independently (upstream's way); ``letterbox`` keeps the aspect
@@ -46,6 +53,7 @@ def fit_to_input(rgb: np.ndarray, width: int, height: int, mode: ResizeMode) -> 
         width: Network input width.
         height: Network input height.
         mode: ``"stretch"`` or ``"letterbox"``.
+        pad_value: Letterbox fill, one value or per RGB channel: what the network sees as zero.
 
     Returns:
         ``(height, width, 3)`` uint8 input and the map back to frame pixels.
@@ -61,6 +69,6 @@ def fit_to_input(rgb: np.ndarray, width: int, height: int, mode: ResizeMode) -> 
     new_w = min(width, max(1, round(frame_w * scale)))
     new_h = min(height, max(1, round(frame_h * scale)))
     off_x, off_y = (width - new_w) // 2, (height - new_h) // 2
-    canvas = np.full((height, width, 3), PAD_VALUE, dtype=np.uint8)
+    canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
     canvas[off_y : off_y + new_h, off_x : off_x + new_w] = _resize(rgb, new_w, new_h)
     return canvas, Letterbox(new_w / frame_w, new_h / frame_h, float(off_x), float(off_y))

@@ -1,4 +1,8 @@
-"""SSD prior (anchor) boxes of the Ultra-Light detector, for any input size."""
+"""SSD prior (anchor) boxes of the detectors, for any input size.
+
+Two layouts: Ultra-Light's (four maps, strides 8..64, sides clipped to the input), also used
+unclipped by the slim/RFB landmark networks, and RetinaFace's (three maps, strides 8..32).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import numpy as np
 
 DEFAULT_MIN_BOXES: tuple[tuple[int, ...], ...] = ((10, 16, 24), (32, 48), (64, 96), (128, 192, 256))
 DEFAULT_STRIDES: tuple[int, ...] = (8, 16, 32, 64)
+RETINAFACE_MIN_BOXES: tuple[tuple[int, ...], ...] = ((10, 20), (32, 64), (128, 256))
+RETINAFACE_STRIDES: tuple[int, ...] = (8, 16, 32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +28,7 @@ class PriorSpec:
         strides: Feature-map stride in pixels, one per feature map.
         center_variance: Scale of the centre offsets in the box regression.
         size_variance: Scale of the log-size offsets in the box regression.
+        clip: Clip the priors to [0, 1] (Ultra-Light was trained so; the landmark networks not).
 
     Example:
         >>> generate_priors(PriorSpec(320, 240)).shape
@@ -34,6 +41,7 @@ class PriorSpec:
     strides: tuple[int, ...] = DEFAULT_STRIDES
     center_variance: float = 0.1
     size_variance: float = 0.2
+    clip: bool = True
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
@@ -57,7 +65,7 @@ def generate_priors(spec: PriorSpec) -> np.ndarray:
 
     Order: feature map, then row (y), then column (x), then prior size — the order the
     heads are flattened in. Centres are ``(i + 0.5) * stride / size``; sizes are
-    ``min_box / size``; everything is clipped to [0, 1].
+    ``min_box / size``; everything is clipped to [0, 1] when ``spec.clip``.
 
     Returns:
         ``(N, 4)`` float32 ``(cx, cy, w, h)`` normalised to the input size.
@@ -70,4 +78,5 @@ def generate_priors(spec: PriorSpec) -> np.ndarray:
         grid_y, grid_x, k = np.meshgrid(cy, cx, np.arange(len(sizes)), indexing="ij")
         block = np.stack([grid_x, grid_y, wh[k, 0], wh[k, 1]], axis=-1)
         blocks.append(block.reshape(-1, 4))
-    return np.clip(np.concatenate(blocks), 0.0, 1.0).astype(np.float32)
+    priors = np.concatenate(blocks)
+    return (np.clip(priors, 0.0, 1.0) if spec.clip else priors).astype(np.float32)

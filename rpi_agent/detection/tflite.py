@@ -19,9 +19,13 @@ from rpi_agent.errors import ModelError, RuntimeMissingError
 log = logging.getLogger(__name__)
 
 _TFLITE_IDENTIFIER = b"TFL3"
-# The network was trained on (rgb - 127) / 128.
+# The Ultra-Light networks were trained on (rgb - 127) / 128.
 _INPUT_MEAN = 127.0
 _INPUT_STD = 128.0
+# The landmark builds carry their normalisation inside the graph: they take raw RGB pixels.
+RAW_PIXELS = (0.0, 1.0)
+ULTRA_LIGHT_NORM = (_INPUT_MEAN, _INPUT_STD)
+LANDMARK_WIDTH = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +37,16 @@ class RawOutput:
         loc: ``(N, 4)`` box regression offsets (float32, int8 or uint8).
         score_quant: Quantisation of ``scores``.
         loc_quant: Quantisation of ``loc``.
+        landmarks: ``(N, 10)`` landmark offsets from models that predict them, else ``None``.
+        landmark_quant: Quantisation of ``landmarks``.
     """
 
     scores: np.ndarray
     loc: np.ndarray
     score_quant: Quantization
     loc_quant: Quantization
+    landmarks: np.ndarray | None = None
+    landmark_quant: Quantization = FLOAT
 
 
 def load_interpreter_class() -> tuple[type, str]:
@@ -73,13 +81,19 @@ def _check_file(path: Path) -> None:
         raise ModelError(f"{path} is not a TFLite model (no TFL3 identifier)")
 
 
-def input_lut(dtype: np.dtype, quant: Quantization) -> np.ndarray | None:
+def input_lut(dtype: np.dtype, quant: Quantization,
+              norm: tuple[float, float] = ULTRA_LIGHT_NORM) -> np.ndarray | None:
     """Map every uint8 pixel value to the model's input encoding; ``None`` when it is the identity.
+
+    Args:
+        dtype: The model's input dtype.
+        quant: The input quantisation (``FLOAT`` for a float input).
+        norm: ``(mean, std)``: the network's real input is ``(pixel - mean) / std``.
 
     Returns:
         ``(256,)`` array of the input dtype, or ``None`` if raw bytes can go in unchanged.
     """
-    real = (np.arange(256, dtype=np.float64) - _INPUT_MEAN) / _INPUT_STD
+    real = (np.arange(256, dtype=np.float64) - norm[0]) / norm[1]
     if quant.is_float:
         return real.astype(dtype)
     info = np.iinfo(dtype)
@@ -90,11 +104,13 @@ def input_lut(dtype: np.dtype, quant: Quantization) -> np.ndarray | None:
 
 
 class TFLiteDetector:
-    """A loaded Ultra-Light face detector model.
+    """A loaded face detector model.
 
     Args:
         path: A ``.tflite`` file: INT8 or FP32, NHWC or NCHW input, outputs ``scores``
-            ``(1, N, 2)`` and ``boxes`` ``(1, N, 4)`` in any order.
+            ``(1, N, 2)`` and ``boxes`` ``(1, N, 4)`` and, for the landmark networks,
+            ``landmarks`` ``(1, N, 10)``, in any order. A model with landmarks takes raw RGB
+            pixels (its normalisation is in the graph); one without takes ``(rgb - 127) / 128``.
         num_threads: CPU threads for the interpreter.
 
     Example:
@@ -113,8 +129,11 @@ class TFLiteDetector:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: cannot load model: {first}") from None
         self.num_threads = num_threads
-        self._setup_input(self._interp.get_input_details())
+        self.num_rows = 0
         self._setup_outputs(self._interp.get_output_details())
+        self._setup_input(self._interp.get_input_details())
+        if self.num_rows <= 1:  # outputs of dynamic shape: one run on a blank frame tells their size
+            self.num_rows = int(self.run(np.zeros((self.height, self.width, 3), np.uint8)).scores.shape[0])
         self.delegate_nodes = self._count_delegate_nodes()
         log.info(
             "loaded %s: %dx%d %s input, runtime %s, %s, %d thread(s)",
@@ -142,16 +161,27 @@ class TFLiteDetector:
         self._in_index = detail["index"]
         self._in_dtype = detail["dtype"]
         self.input_quant = _quant(detail)
-        self._lut = input_lut(np.dtype(self._in_dtype), self.input_quant)
+        norm = RAW_PIXELS if self.has_landmarks else ULTRA_LIGHT_NORM
+        self._lut = input_lut(np.dtype(self._in_dtype), self.input_quant, norm)
 
     def _setup_outputs(self, details: list[dict[str, Any]]) -> None:
         by_width = {int(d["shape"][-1]): d for d in details}
-        if len(details) != 2 or set(by_width) != {2, 4}:
+        rows = {int(np.prod(d["shape"][:-1])) for d in details}
+        if len(by_width) != len(details) or set(by_width) not in ({2, 4}, {2, 4, LANDMARK_WIDTH}) or len(rows) != 1:
             shapes = [list(d["shape"]) for d in details]
-            raise ModelError(f"{self.path}: outputs {shapes} are not (scores [1,N,2], boxes [1,N,4])")
+            raise ModelError(f"{self.path}: outputs {shapes} are not (scores [1,N,2], boxes [1,N,4]"
+                             f"[, landmarks [1,N,{LANDMARK_WIDTH}]])")
         self._scores, self._loc = by_width[2], by_width[4]
+        self._landmarks = by_width.get(LANDMARK_WIDTH)
+        self.num_rows = rows.pop()
         self.score_quant = _quant(self._scores)
         self.loc_quant = _quant(self._loc)
+        self.landmark_quant = _quant(self._landmarks) if self._landmarks is not None else FLOAT
+
+    @property
+    def has_landmarks(self) -> bool:
+        """Whether the model predicts five landmarks per prior."""
+        return self._landmarks is not None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -180,4 +210,7 @@ class TFLiteDetector:
         self._interp.invoke()
         scores = self._interp.get_tensor(self._scores["index"]).reshape(-1, 2)[:, 1]
         loc = self._interp.get_tensor(self._loc["index"]).reshape(-1, 4)
-        return RawOutput(scores, loc, self.score_quant, self.loc_quant)
+        landmarks = None
+        if self._landmarks is not None:
+            landmarks = self._interp.get_tensor(self._landmarks["index"]).reshape(-1, LANDMARK_WIDTH)
+        return RawOutput(scores, loc, self.score_quant, self.loc_quant, landmarks, self.landmark_quant)

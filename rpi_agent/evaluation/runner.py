@@ -11,6 +11,7 @@ from rpi_agent.detection.decoder import DecodeOptions
 from rpi_agent.detection.face_detector import FaceDetector, resolve_model
 from rpi_agent.detection.preprocess import ResizeMode
 from rpi_agent.errors import DatasetError, ModelError
+from rpi_agent.evaluation.landmarks import FaceArrays, collect
 from rpi_agent.evaluation.submission import to_xywh, write_prediction
 from rpi_agent.imaging.files import load_rgb
 
@@ -20,6 +21,15 @@ log = logging.getLogger(__name__)
 # at most 400 faces per image. These reproduce the reference val_dev AP (see docs/accuracy.md).
 EVAL_OPTIONS = DecodeOptions(score_threshold=0.1, iou_threshold=0.3, top_k=400, candidate_size=800)
 EVAL_RESIZE: ResizeMode = "stretch"
+# The landmark networks' own protocol (upstream's WIDER FACE script): score > 0.02, NMS at IoU
+# 0.4; its unbounded candidate list is capped at 5000, which no val_dev image reaches at 640.
+LANDMARK_EVAL_OPTIONS = DecodeOptions(score_threshold=0.02, iou_threshold=0.4, top_k=-1, candidate_size=5000)
+LANDMARK_EVAL_RESIZE: ResizeMode = "letterbox"
+
+
+def eval_settings(has_landmarks: bool) -> tuple[DecodeOptions, ResizeMode]:
+    """Evaluation thresholds and default resize mode of a model family (see docs/accuracy.md)."""
+    return (LANDMARK_EVAL_OPTIONS, LANDMARK_EVAL_RESIZE) if has_landmarks else (EVAL_OPTIONS, EVAL_RESIZE)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -104,8 +114,16 @@ def predict(
     *,
     out_dir: Path | None = None,
     progress: bool = True,
+    landmarks: dict[tuple[str, str], FaceArrays] | None = None,
 ) -> dict[tuple[str, str], np.ndarray]:
     """Detect faces in every image; optionally write the submission files.
+
+    Args:
+        detector: The detector, with evaluation thresholds.
+        images: From :func:`list_val_images`.
+        out_dir: Write the submission files here.
+        progress: Show a progress bar.
+        landmarks: Filled with each image's faces that have landmarks (see ``landmarks.collect``).
 
     Returns:
         ``{(event, name): (P, 5) (x, y, w, h, score)}`` best score first.
@@ -114,7 +132,10 @@ def predict(
 
     preds: dict[tuple[str, str], np.ndarray] = {}
     for event, name, path in tqdm(images, desc="detect", unit="img", disable=not progress, leave=False):
-        rows = to_xywh(detector.detect(load_rgb(path)).faces)
+        faces = detector.detect(load_rgb(path)).faces
+        rows = to_xywh(faces)
+        if landmarks is not None:
+            landmarks[(event, name)] = collect(faces)
         preds[(event, name)] = rows
         if out_dir is not None:
             write_prediction(out_dir, event, name, rows)

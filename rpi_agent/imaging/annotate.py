@@ -9,10 +9,12 @@ import numpy as np
 from rpi_agent.domain import Detection
 
 _GREEN = (0, 200, 0)
+# One colour per landmark (eyes, nose, mouth corners), as RGB.
+_POINT_COLOURS = ((255, 0, 0), (255, 0, 255), (0, 160, 255), (255, 255, 0), (0, 255, 255))
 
 
 def draw_faces(rgb: np.ndarray, faces: list[Detection]) -> np.ndarray:
-    """A copy of ``rgb`` ``(H, W, 3)`` uint8 with each face's box and score drawn on it."""
+    """A copy of ``rgb`` ``(H, W, 3)`` uint8 with each face's box, score and landmarks drawn on it."""
     import cv2
 
     out = np.ascontiguousarray(rgb.copy())
@@ -22,6 +24,9 @@ def draw_faces(rgb: np.ndarray, faces: list[Detection]) -> np.ndarray:
         cv2.rectangle(out, (x1, y1), (x2, y2), _GREEN, thickness)
         cv2.putText(out, f"face {face.score:.2f}", (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
                     0.4 * thickness, _GREEN, thickness, cv2.LINE_AA)
+        for (x, y), colour in zip(face.landmarks or (), _POINT_COLOURS, strict=False):
+            radius = max(1, round((x2 - x1) / 24))  # visible on a small face, not covering it
+            cv2.circle(out, (round(x), round(y)), radius, colour, -1, cv2.LINE_AA)
     return out
 
 

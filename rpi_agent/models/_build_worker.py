@@ -65,6 +65,7 @@ def build_inputs(job: dict[str, Any], calib_hash: str, calib_count: int) -> dict
         "weights": job["weights"], "weights_sha256": job["weights_sha256"],
         "mean": job["mean"], "std": job["std"],
         **({"landmarks": True, "folded_mean_bgr": job["folded_mean_bgr"]} if job.get("landmarks") else {}),
+        **({} if job.get("int8_per_channel", True) else {"int8_per_channel": False}),
         "calibration_sha256": calib_hash, "calibration_images": calib_count,
         "recipe_sha256": recipe_hash(), "tools": tool_versions(),
     }
@@ -115,7 +116,7 @@ def _convert(job: dict[str, Any], calib_files: list[Path], tmp: Path, log_path: 
     samples = calibration.load_batches(calib_files, width=width, height=height, mean=job["mean"], std=job["std"])
     with convert.redirect_fds(log_path):
         int8 = tmp / "int8.tflite"
-        int8.write_bytes(convert.quantize_full_int8(saved, samples))
+        int8.write_bytes(convert.quantize_full_int8(saved, samples, per_channel=job.get("int8_per_channel", True)))
     return {"int8": int8, "fp32": fp32, "onnx": onnx_path}
 
 

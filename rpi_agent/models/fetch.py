@@ -2,8 +2,9 @@
 
 Sources, first match wins: an explicit ``source`` (a directory or a base URL), the
 ``FACEAGENT_WEIGHTS_DIR`` environment variable, then the upstream repository at the pinned
-commit. A named source is always copied and checked; the download is skipped when the cache
-already holds a file with the pinned hash.
+commit (each weights file from its own family's repository). A named source is always copied
+and checked; the download is skipped when the cache already holds a file with the pinned hash.
+A folder is one family's: a file it lacks is taken from the cache when verified there.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def fetch_weights(
     """Make the weights files available in the cache, verified.
 
     Args:
-        names: Weights file names (``version-RFB-320.pth``); default all in the manifest.
+        names: Weights file names (``version-RFB-320.pth``); default all in the manifest (for
+            a folder source: all that the folder holds).
         source: A directory holding the files, or a base URL (``http://``, ``https://``,
             ``file://``) the file names are appended to. Default: see module docstring.
         dest: Target directory; default ``<cache>/weights``.
@@ -81,8 +83,8 @@ def fetch_weights(
     """
     manifest = manifest or load_manifest()
     dest = dest or paths.weights_dir()
-    wanted = list(names) if names is not None else list(manifest.weights)
     src = resolve_source(source)
+    wanted = list(names) if names is not None else _default_names(src, manifest)
     results = []
     for name in wanted:
         if name not in manifest.weights:
@@ -91,8 +93,22 @@ def fetch_weights(
     return results
 
 
+def _default_names(src: str | None, manifest: Manifest) -> list[str]:
+    if src is None or "://" in src:
+        return list(manifest.weights)
+    folder = Path(src).expanduser()
+    present = [name for name in manifest.weights if (folder / name).is_file()]
+    if not present:
+        raise WeightsError(f"{folder} holds none of the weights files ({', '.join(manifest.weights)})")
+    return present
+
+
 def _fetch_one(name: str, expected: str, *, src: str | None, dest: Path, manifest: Manifest) -> FetchResult:
     target = dest / name
+    if src is not None and "://" not in src and not (Path(src).expanduser() / name).exists() \
+            and target.is_file() and sha256_file(target) == expected:
+        logger.debug("weights %s not in %s; using the verified copy in %s", name, src, dest)
+        return FetchResult(name, target, expected, "cache")
     # A named source is always checked (a user pointing at a folder wants to hear that its file is
     # bad); the upstream download is skipped when the cache already holds the verified file.
     if src is None and target.is_file() and sha256_file(target) == expected:

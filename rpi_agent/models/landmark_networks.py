@@ -75,7 +75,8 @@ class LandmarkSSD(nn.Module):
 
     @staticmethod
     def _heads(channels: tuple[int, ...], width: int) -> nn.Sequential:
-        heads: list[nn.Module] = [_separable_head(c, k * width) for c, k in zip(channels[:3], _SSD_PRIORS, strict=False)]
+        heads: list[nn.Module] = [_separable_head(c, k * width)
+                                  for c, k in zip(channels[:3], _SSD_PRIORS, strict=False)]
         heads.append(nn.Conv2d(channels[3], _SSD_PRIORS[3] * width, 3, 1, 1))
         return nn.Sequential(*heads)
 

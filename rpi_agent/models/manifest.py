@@ -50,6 +50,7 @@ class Variant:
         landmarks: Whether the network also predicts five landmarks per face.
         folded_mean_bgr: Channel means (BGR) the weights were trained with and that the build
             folds into the graph; empty when the normalisation is ``mean``/``std`` alone.
+        int8_per_channel: Quantise INT8 weights per output channel (else one scale per tensor).
     """
 
     name: str
@@ -64,6 +65,7 @@ class Variant:
     std: float
     landmarks: bool = False
     folded_mean_bgr: tuple[float, ...] = ()
+    int8_per_channel: bool = True
 
     @property
     def num_priors(self) -> int:
@@ -92,6 +94,7 @@ class Variant:
             "std": self.std,
             "landmarks": self.landmarks,
             "folded_mean_bgr": list(self.folded_mean_bgr),
+            "int8_per_channel": self.int8_per_channel,
         }
 
 
@@ -225,6 +228,7 @@ def _variant(entry: dict[str, Any], data: dict[str, Any], weights: dict[str, str
         priors=layouts[entry.get("priors", "default")], mean=float(norm["mean"]), std=float(norm["std"]),
         landmarks=bool(entry.get("landmarks", False)),
         folded_mean_bgr=tuple(float(v) for v in norm.get("folded_mean_bgr", ())),
+        int8_per_channel=bool(entry.get("int8_per_channel", True)),
     )
 
 

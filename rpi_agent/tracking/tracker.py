@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rpi_agent.config.camera import TrackerConfig
-from rpi_agent.domain import Box, Detection, FaceEvent, TrackedFace
+from rpi_agent.domain import Box, Detection, FaceEvent, Point, TrackedFace
 from rpi_agent.tracking.zones import merge_entered
 
 
@@ -89,9 +89,10 @@ class _Track:
     has_snapshot: bool = False
     published: TrackedFace | None = None
     published_at: float = 0.0
+    landmarks: tuple[Point, ...] | None = None
 
     def observe(self, det: Detection, zones: tuple[str, ...], now: float) -> None:
-        self.box, self.score = det.box, det.score
+        self.box, self.score, self.landmarks = det.box, det.score, det.landmarks
         self.top_score = max(self.top_score, det.score)
         self.last_seen = now
         self.hits += 1
@@ -105,7 +106,7 @@ class _Track:
             id=self.id, camera=camera, box=self.box, score=self.score, top_score=self.top_score,
             area=max(0.0, x2 - x1) * max(0.0, y2 - y1), current_zones=self.current_zones,
             entered_zones=self.entered_zones, start_time=self.first_seen, end_time=end_time,
-            has_snapshot=self.has_snapshot,
+            has_snapshot=self.has_snapshot, landmarks=self.landmarks,
         )
 
 
@@ -213,6 +214,7 @@ class Tracker:
     def _start(self, det: Detection, zones: tuple[str, ...], now: float) -> _Track:
         return _Track(
             id=self._new_id(now), box=det.box, score=det.score, top_score=det.score, first_seen=now,
+            landmarks=det.landmarks,
             last_seen=now, current_zones=zones, entered_zones=merge_entered((), zones),
         )
 
