@@ -176,3 +176,23 @@ def test_landmark_error_against_labelled_points(tmp_path: Path) -> None:
     error = landmark_error({("0--Parade", "a"): collect(faces)}, truth)
     assert (error.matched, error.labelled) == (1, 1)  # the face without points does not count
     assert error.nme == pytest.approx(5.0 / 40.0)
+
+
+def test_box_voting_averages_the_overlapping_candidates_by_score() -> None:
+    from rpi_agent.detection.decoder import vote
+
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.3, 0.8], np.float32)
+    voted = vote(np.array([0, 2]), boxes, scores, 0.5)
+    assert voted[0].tolist() == pytest.approx([0.25, 0.25, 10.25, 10.25])  # (0.9 * b0 + 0.3 * b1) / 1.2
+    assert voted[1].tolist() == pytest.approx([50, 50, 60, 60])  # alone: unchanged
+
+
+def test_corner_resize_keeps_aspect_from_the_top_left_and_maps_points_back() -> None:
+    from rpi_agent.detection.preprocess import fit_to_input
+
+    frame = np.full((300, 600, 3), 200, np.uint8)
+    net_in, mapping = fit_to_input(frame, 320, 320, "corner", (123, 117, 104))
+    assert net_in.shape == (320, 320, 3) and (net_in[:160] == 200).all()
+    assert net_in[160:].reshape(-1, 3).tolist()[0] == [123, 117, 104]
+    assert mapping.points_to_frame(np.array([[160.0, 80.0]], np.float32))[0].tolist() == pytest.approx([300, 150])

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from rpi_agent.detection.decoder import DecodeOptions
-from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, FaceDetector
+from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, LANDMARK_RESIZE, FaceDetector
 from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.domain import Detection
 from rpi_agent.errors import FaceAgentError, ImageError
@@ -57,9 +57,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, threshold: float) ->
                              f"(default {DEFAULT_MODEL}, INT8)")
     parser.add_argument("--threshold", type=unit_float, default=threshold,
                         help=f"minimum face score (default {threshold})")
-    parser.add_argument("--resize", choices=RESIZE_MODES, default=DEFAULT_RESIZE,
-                        help="fit frames to the network: keep aspect and pad (letterbox) or stretch "
-                             f"(default {DEFAULT_RESIZE})")
+    parser.add_argument("--resize", choices=RESIZE_MODES,
+                        help="fit frames to the network: keep aspect and pad around (letterbox) or "
+                             "right and below (corner), or stretch (default: the model's best, "
+                             f"{DEFAULT_RESIZE} for Ultra-Light, {LANDMARK_RESIZE} for landmark models)")
     parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from rpi_agent.cli.detect import positive_int
@@ -38,6 +39,16 @@ def _size(text: str) -> tuple[int, int]:
         return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _unit(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     wider.add_argument("--landmark-reference", metavar="NAME|PATH",
                        help="also give the landmark error against this model's confident faces "
                             "(default for a built INT8 variant NAME: NAME:fp32)")
+    wider.add_argument("--nms-iou", type=_unit, metavar="IOU",
+                       help="NMS IoU threshold (default: the model family's protocol, 0.3 or 0.4)")
+    wider.add_argument("--box-voting", type=_unit, metavar="IOU", default=0.0,
+                       help="average each kept box with the candidates overlapping it by this IoU (default off)")
     wider.add_argument("--out", type=Path, metavar="PRED_DIR", help="write submission files here")
     wider.add_argument("--plot", type=Path, metavar="PR.png", help="save the precision/recall curves")
     wider.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
@@ -121,6 +136,7 @@ def _predictions(args: argparse.Namespace) -> tuple[dict, dict]:
     path = resolve_sized_model(args.model, args.size)
     tflite = TFLiteDetector(path, num_threads=args.threads)
     options, resize = eval_settings(tflite.has_landmarks)
+    options = replace(options, box_voting=args.box_voting, iou_threshold=args.nms_iou or options.iou_threshold)
     args.resize = args.resize or resize
     detector = FaceDetector(tflite, resize=args.resize, options=options)
     check_size(detector, args.size)
@@ -128,7 +144,8 @@ def _predictions(args: argparse.Namespace) -> tuple[dict, dict]:
     faces: dict | None = {} if detector.landmarks else None
     preds = predict(detector, images, out_dir=args.out, progress=not args.json, landmarks=faces)
     width, height = detector.detector.input_size
-    info = {"model": str(args.model), "path": str(path), "input": [width, height], "resize": args.resize}
+    info = {"model": str(args.model), "path": str(path), "input": [width, height], "resize": args.resize,
+            "nms_iou": options.iou_threshold, "box_voting": options.box_voting}
     if faces is not None:
         info["landmarks"] = _landmark_report(args, faces, images)
     return preds, info

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rpi_agent.paths import cache_dir
 
-RESIZE_CHOICES = ("letterbox", "stretch")
+RESIZE_CHOICES = ("auto", "letterbox", "corner", "stretch")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SYSTEM_STATE_DIR = Path("/var/lib/faceagent")
 
@@ -20,12 +20,17 @@ class DetectorConfig:
     model: str = field(default="RFB-320", metadata={
         "doc": "built model NAME (INT8), NAME:fp32, or a path to a .tflite file", "min": 1})
     threads: int = field(default=1, metadata={"doc": "interpreter threads", "min": 1, "max": 8})
-    resize: str = field(default="stretch", metadata={
-        "doc": "fit frames to the network input: letterbox (keep aspect) or stretch", "choices": RESIZE_CHOICES})
+    resize: str = field(default="auto", metadata={
+        "doc": "fit frames to the network input: auto (the model's best: stretch for Ultra-Light, corner for "
+               "landmark models), letterbox (keep aspect, pad around), corner (keep aspect, pad right/below) "
+               "or stretch", "choices": RESIZE_CHOICES})
     threshold: float = field(default=0.6, metadata={"doc": "minimum face score", "min": 0.0, "max": 0.99})
     nms_iou: float = field(default=0.3, metadata={
         "doc": "non-maximum suppression: drop a box overlapping a kept one by more than this", "min": 0.05,
         "max": 1.0})
+    box_voting: float = field(default=0.0, metadata={
+        "doc": "box voting: each kept box becomes the score-weighted mean of the candidates overlapping it by "
+               "at least this IoU (0: off)", "min": 0.0, "max": 1.0})
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,18 +38,23 @@ class DecodeOptions:
         iou_threshold: Hard NMS drops a box overlapping a kept one by more than this.
         top_k: Keep at most this many faces after NMS (``-1``: no limit).
         candidate_size: Only the best this many priors enter NMS (``-1``: all).
+        box_voting: When above 0, each kept box becomes the score-weighted mean of the candidates
+            overlapping it by at least this IoU (box voting); 0 keeps the boxes as decoded.
     """
 
     score_threshold: float = 0.6
     iou_threshold: float = 0.3
     top_k: int = -1
     candidate_size: int = 200
+    box_voting: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.score_threshold < 1.0:
             raise ValueError(f"score_threshold must be in [0, 1), got {self.score_threshold}")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
+        if not 0.0 <= self.box_voting <= 1.0:
+            raise ValueError(f"box_voting must be in [0, 1], got {self.box_voting}")
 
 
 def dequantize(values: np.ndarray, quant: Quantization) -> np.ndarray:
@@ -130,6 +135,29 @@ def iou_matrix(boxes: np.ndarray) -> np.ndarray:
     union += np.float32(1e-5)
     inter /= union
     return inter
+
+
+def vote(kept: np.ndarray, boxes: np.ndarray, scores: np.ndarray, min_iou: float) -> np.ndarray:
+    """Box voting: each kept box as the score-weighted mean of the candidates that overlap it.
+
+    Args:
+        kept: ``(M,)`` indices of the kept boxes into ``boxes``.
+        boxes: ``(K, 4)`` float32 xyxy candidates.
+        scores: ``(K,)`` float32 candidate scores.
+        min_iou: Candidates overlapping a kept box by at least this IoU vote for it.
+
+    Returns:
+        ``(M, 4)`` float32 voted boxes (a kept box always votes for itself).
+    """
+    a, b = boxes[kept], boxes
+    inter_w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    inter_h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = inter_w * inter_h
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    iou = inter / (area[kept][:, None] + area[None, :] - inter + np.float32(1e-5))
+    weights = np.where(iou >= min_iou, scores[None, :], np.float32(0.0))
+    weights[np.arange(kept.size), kept] = scores[kept]
+    return ((weights @ b) / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def greedy_keep(boxes: np.ndarray, options: DecodeOptions) -> np.ndarray:
@@ -232,4 +260,5 @@ def postprocess_indexed(
     idx, cand_scores = idx[order], cand_scores[order]
     cand_boxes = decode_boxes(dequantize(loc[idx], loc_quant), priors[idx], spec)
     keep = greedy_keep(cand_boxes, options)
-    return cand_boxes[keep], cand_scores[keep], idx[keep]
+    kept_boxes = vote(keep, cand_boxes, cand_scores, options.box_voting) if options.box_voting else cand_boxes[keep]
+    return kept_boxes, cand_scores[keep], idx[keep]

@@ -18,7 +18,10 @@ from rpi_agent.errors import ModelError
 from rpi_agent.paths import model_file
 
 DEFAULT_MODEL = "RFB-320"
-DEFAULT_RESIZE: ResizeMode = "stretch"  # more accurate for the 320 models: docs/accuracy.md
+DEFAULT_RESIZE: ResizeMode = "stretch"  # more accurate for the Ultra-Light 320 models: docs/accuracy.md
+# The landmark networks were trained and tested on frames scaled keeping aspect from the top-left
+# corner; so placed, they reproduce their published AP (docs/accuracy.md).
+LANDMARK_RESIZE: ResizeMode = "corner"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +58,8 @@ class FaceDetector:
 
     Args:
         detector: The loaded network.
-        resize: ``"stretch"`` or ``"letterbox"`` (aspect-preserving).
+        resize: ``"stretch"``, ``"letterbox"`` or ``"corner"``; ``None``: the model family's
+            best (:data:`DEFAULT_RESIZE`, or :data:`LANDMARK_RESIZE` for landmark models).
         options: Thresholds and NMS settings.
         spec: Prior layout; by default the one whose prior count matches the model's outputs.
         landmarks: Decode the five landmarks of each face: ``None`` when the model has them,
@@ -70,19 +74,19 @@ class FaceDetector:
         self,
         detector: TFLiteDetector,
         *,
-        resize: ResizeMode = DEFAULT_RESIZE,
+        resize: ResizeMode | None = None,
         options: DecodeOptions | None = None,
         spec: PriorSpec | None = None,
         landmarks: bool | None = None,
     ) -> None:
         self.detector = detector
-        self.resize = resize
         self.options = options or DecodeOptions()
         has_landmarks = getattr(detector, "has_landmarks", False)
         if landmarks and not has_landmarks:
             raise ModelError(f"{detector.path}: this model has no landmark output; use a landmark model "
                              "such as retinaface-mnet-320 or RFB-landmark-320")
         self.landmarks = has_landmarks if landmarks is None else landmarks
+        self.resize: ResizeMode = resize or (LANDMARK_RESIZE if has_landmarks else DEFAULT_RESIZE)
         layout = ULTRA_LIGHT
         if spec is None:
             rows = getattr(detector, "num_rows", 0) or PriorSpec(detector.width, detector.height).count
@@ -101,7 +105,7 @@ class FaceDetector:
         model: str | Path = DEFAULT_MODEL,
         *,
         num_threads: int = 1,
-        resize: ResizeMode = DEFAULT_RESIZE,
+        resize: ResizeMode | None = None,
         options: DecodeOptions | None = None,
         landmarks: bool | None = None,
     ) -> FaceDetector:

@@ -7,8 +7,8 @@ from typing import Literal
 
 import numpy as np
 
-ResizeMode = Literal["stretch", "letterbox"]
-RESIZE_MODES: tuple[str, ...] = ("stretch", "letterbox")
+ResizeMode = Literal["stretch", "letterbox", "corner"]
+RESIZE_MODES: tuple[str, ...] = ("stretch", "letterbox", "corner")
 # Pixel value that the network's normalisation maps to (about) zero.
 PAD_VALUE = 127
 
@@ -46,13 +46,15 @@ def fit_to_input(rgb: np.ndarray, width: int, height: int, mode: ResizeMode,
     """Resize a frame to the network input.
 
     ``stretch`` scales each axis independently (upstream's way); ``letterbox`` keeps the aspect
-    ratio and pads the rest, centred, with the value the network sees as zero.
+    ratio and pads the rest, centred, with the value the network sees as zero; ``corner`` does
+    the same with the frame in the top-left corner, so the prior grid starts where the frame
+    does, as in the landmark networks' training and upstream tests.
 
     Args:
         rgb: ``(H, W, 3)`` uint8 RGB frame.
         width: Network input width.
         height: Network input height.
-        mode: ``"stretch"`` or ``"letterbox"``.
+        mode: ``"stretch"``, ``"letterbox"`` or ``"corner"``.
         pad_value: Letterbox fill, one value or per RGB channel: what the network sees as zero.
 
     Returns:
@@ -63,12 +65,12 @@ def fit_to_input(rgb: np.ndarray, width: int, height: int, mode: ResizeMode,
         return rgb, Letterbox(1.0, 1.0, 0.0, 0.0)
     if mode == "stretch":
         return _resize(rgb, width, height), Letterbox(width / frame_w, height / frame_h, 0.0, 0.0)
-    if mode != "letterbox":
+    if mode not in ("letterbox", "corner"):
         raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
     scale = min(width / frame_w, height / frame_h)
     new_w = min(width, max(1, round(frame_w * scale)))
     new_h = min(height, max(1, round(frame_h * scale)))
-    off_x, off_y = (width - new_w) // 2, (height - new_h) // 2
+    off_x, off_y = ((width - new_w) // 2, (height - new_h) // 2) if mode == "letterbox" else (0, 0)
     canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
     canvas[off_y : off_y + new_h, off_x : off_x + new_w] = _resize(rgb, new_w, new_h)
     return canvas, Letterbox(new_w / frame_w, new_h / frame_h, float(off_x), float(off_y))

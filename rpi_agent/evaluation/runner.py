@@ -24,7 +24,7 @@ EVAL_RESIZE: ResizeMode = "stretch"
 # The landmark networks' own protocol (upstream's WIDER FACE script): score > 0.02, NMS at IoU
 # 0.4; its unbounded candidate list is capped at 5000, which no val_dev image reaches at 640.
 LANDMARK_EVAL_OPTIONS = DecodeOptions(score_threshold=0.02, iou_threshold=0.4, top_k=-1, candidate_size=5000)
-LANDMARK_EVAL_RESIZE: ResizeMode = "letterbox"
+LANDMARK_EVAL_RESIZE: ResizeMode = "corner"
 
 
 def eval_settings(has_landmarks: bool) -> tuple[DecodeOptions, ResizeMode]:

@@ -92,11 +92,13 @@ class Daemon:
 
         cfg = self.config.detector
         detector = FaceDetector.from_model(
-            cfg.model, num_threads=cfg.threads, resize=cfg.resize,  # type: ignore[arg-type]
-            options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou),
+            cfg.model, num_threads=cfg.threads,
+            resize=None if cfg.resize == "auto" else cfg.resize,  # type: ignore[arg-type]
+            options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou,
+                                  box_voting=cfg.box_voting),
         )
         log.info("detector %s (%dx%d input, %d thread(s), %s)", detector.detector.path,
-                 detector.detector.width, detector.detector.height, cfg.threads, cfg.resize)
+                 detector.detector.width, detector.detector.height, cfg.threads, detector.resize)
         return detector
 
     def _build_gpio(self) -> None:
