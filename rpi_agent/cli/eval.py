@@ -85,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "(default ../shared retinaface_val_label.txt)")
     wider.add_argument("--landmark-reference", metavar="NAME|PATH",
                        help="also give the landmark error against this model's confident faces "
-                            "(default for a built INT8 variant NAME: NAME:fp32)")
+                            "(default for a built INT8 variant NAME: NAME:fp32; 'none': skip)")
     wider.add_argument("--nms-iou", type=_unit, metavar="IOU",
                        help="NMS IoU threshold (default: the model family's protocol, 0.3 or 0.4)")
     wider.add_argument("--box-voting", type=_unit, metavar="IOU", default=0.0,
@@ -163,7 +163,7 @@ def _landmark_report(args: argparse.Namespace, faces: dict, images: list) -> dic
     reference = args.landmark_reference
     if reference is None and ":" not in str(args.model) and not str(args.model).endswith(".tflite"):
         reference = f"{args.model}:fp32"
-    if reference is not None:
+    if reference is not None and reference != "none":
         options, _ = eval_settings(True)
         ref_detector = FaceDetector.from_model(resolve_sized_model(reference, args.size), resize=args.resize,
                                                options=options, landmarks=True)

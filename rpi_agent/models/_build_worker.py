@@ -27,6 +27,7 @@ from rpi_agent.models import calibration
 
 TOOLS = ("torch", "onnx2tf", "tensorflow", "onnx", "onnxruntime", "numpy", "opencv-python")
 STEPS = 5
+CORNER_CALIBRATION_SCALES = (1.0, 0.5, 2.0, 3.0)
 _RECIPE_MODULES = ("networks.py", "landmark_networks.py", "convert.py", "calibration.py", "_build_worker.py")
 
 
@@ -112,12 +113,27 @@ def _convert(job: dict[str, Any], calib_files: list[Path], tmp: Path, log_path: 
             fp32 = convert.onnx_to_saved_model(onnx_path, saved)
     finally:
         os.chdir(cwd)
-    _say(name, 4, f"INT8 calibration on {len(calib_files)} images (+ mirrored)")
-    samples = calibration.load_batches(calib_files, width=width, height=height, mean=job["mean"], std=job["std"])
+    samples = calibration.load_batches(calib_files, width=width, height=height, mean=job["mean"], std=job["std"],
+                                       **_calibration_fit(job))
+    _say(name, 4, f"INT8 calibration on {len(samples)} samples of {len(calib_files)} images")
     with convert.redirect_fds(log_path):
         int8 = tmp / "int8.tflite"
         int8.write_bytes(convert.quantize_full_int8(saved, samples, per_channel=job.get("int8_per_channel", True)))
     return {"int8": int8, "fp32": fp32, "onnx": onnx_path}
+
+
+def _calibration_fit(job: dict[str, Any]) -> dict[str, Any]:
+    """How calibration photos are fitted: as the runtime fits frames to the model.
+
+    The landmark networks run with the frame in the top-left corner, padded with their training
+    mean; calibrating on stretched photos instead gives activation ranges the runtime never
+    sees. Half-size copies add the small faces of a wide view, 2x and 3x close-ups the large
+    faces the crowd photos lack (their activations would otherwise be clipped).
+    """
+    if not job.get("landmarks"):
+        return {}
+    pad = tuple(round(v) for v in reversed(job["folded_mean_bgr"]))
+    return {"corner_pad": pad, "scales": CORNER_CALIBRATION_SCALES}
 
 
 def _load_net(job: dict[str, Any]) -> Any:

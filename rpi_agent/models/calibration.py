@@ -54,12 +54,36 @@ def _load_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _corner_fit(rgb: np.ndarray, width: int, height: int, scale: float, pad: tuple[int, ...]) -> np.ndarray:
+    """The image scaled by ``scale`` times the aspect-keeping fit, in the top-left corner, padded.
+
+    Above 1 the scaled image is cropped around its centre: a close-up with larger faces.
+    """
+    import cv2
+    import numpy as np
+
+    fit = min(width / rgb.shape[1], height / rgb.shape[0]) * scale
+    if scale > 1:
+        crop_w, crop_h = min(rgb.shape[1], round(width / fit)), min(rgb.shape[0], round(height / fit))
+        x0, y0 = (rgb.shape[1] - crop_w) // 2, (rgb.shape[0] - crop_h) // 2
+        rgb = rgb[y0 : y0 + crop_h, x0 : x0 + crop_w]
+    new_w, new_h = min(width, max(1, round(rgb.shape[1] * fit))), min(height, max(1, round(rgb.shape[0] * fit)))
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[:] = pad
+    canvas[:new_h, :new_w] = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    return canvas
+
+
 def load_batches(files: list[Path], *, width: int, height: int, mean: float, std: float,
-                 mirror: bool = True) -> list[np.ndarray]:
+                 mirror: bool = True, corner_pad: tuple[int, ...] | None = None,
+                 scales: tuple[float, ...] = (1.0,)) -> list[np.ndarray]:
     """Calibration samples as the float network sees them.
 
     The images are stretched to the input size the way the runtime does (bilinear), then
     normalised. Mirrored copies double the set cheaply and even out the activation ranges.
+    With ``corner_pad`` they are fitted keeping aspect into the top-left corner instead (the
+    landmark networks' resize mode) and padded with that RGB value, at each of ``scales``
+    (fractions of the full fit), so the calibration also sees the smaller faces of a wider view.
 
     Returns:
         One ``(1, height, width, 3)`` float32 NHWC array per sample, ``(rgb - mean) / std``.
@@ -69,11 +93,23 @@ def load_batches(files: list[Path], *, width: int, height: int, mean: float, std
 
     samples = []
     for path in files:
-        rgb = cv2.resize(_load_rgb(path), (width, height), interpolation=cv2.INTER_LINEAR)
-        variants = (rgb, rgb[:, ::-1]) if mirror else (rgb,)
-        for img in variants:
-            x = (img.astype(np.float32) - mean) / std
-            samples.append(np.ascontiguousarray(x[None]))
+        image = _load_rgb(path)
+        if corner_pad is None:
+            fitted = [cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)]
+        else:
+            fitted = [_corner_fit(image, width, height, scale, corner_pad) for scale in scales]
+        for rgb in fitted:
+            samples.extend(_normalised(rgb, mean, std, mirror))
+    return samples
+
+
+def _normalised(rgb: np.ndarray, mean: float, std: float, mirror: bool) -> list[np.ndarray]:
+    import numpy as np
+
+    samples = []
+    for img in (rgb, rgb[:, ::-1]) if mirror else (rgb,):
+        x = (img.astype(np.float32) - mean) / std
+        samples.append(np.ascontiguousarray(x[None]))
     return samples
 
 
