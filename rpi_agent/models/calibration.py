@@ -89,7 +89,6 @@ def load_batches(files: list[Path], *, width: int, height: int, mean: float, std
         One ``(1, height, width, 3)`` float32 NHWC array per sample, ``(rgb - mean) / std``.
     """
     import cv2
-    import numpy as np
 
     samples = []
     for path in files:
