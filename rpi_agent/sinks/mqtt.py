@@ -59,6 +59,7 @@ class MqttSink:
         sw_version: Shown in the Home Assistant device block.
         snapshots: Snapshot policy per camera (default: full frame, quality 80, any zone).
         remote_unlock: Cameras for which the ``unlock`` command is accepted at all.
+        relays: Cameras with a relay (announced to Home Assistant as a lock sensor).
 
     Raises:
         ConfigError: A TLS file cannot be loaded or the outbox cannot be opened.
@@ -74,6 +75,7 @@ class MqttSink:
         sw_version: str,
         snapshots: Mapping[str, SnapshotConfig] | None = None,
         remote_unlock: Collection[str] = (),
+        relays: Collection[str] = (),
     ) -> None:
         self.config = config
         self.cameras = list(cameras)
@@ -83,6 +85,7 @@ class MqttSink:
         self._sw_version = sw_version
         self._snapshots = dict(snapshots or {})
         self._remote_unlock = frozenset(remote_unlock)
+        self._relays = frozenset(relays)
         self._commands = CommandRouter(self.topics, cameras=self.cameras, remote_unlock=self._remote_unlock,
                                        on_command=on_command, on_state=self.publish_state)
         self._password = read_secret(credential=config.password_credential, env_var=config.password_env,
@@ -310,6 +313,7 @@ class MqttSink:
         for topic, payload in discovery_messages(
             self.topics, cameras=self.cameras, node_id=self.node_id, sw_version=self._sw_version,
             discovery_prefix=ha.discovery_prefix, device_name=ha.device_name, unlock_cameras=self._remote_unlock,
+            relay_cameras=self._relays,
         ):
             client.publish(topic, json.dumps(payload, separators=(",", ":")), qos=1, retain=True)
 
