@@ -20,8 +20,8 @@ from broker_fixtures import Recorder
 from daemon_support import DaemonProcess, SceneWriter, count_faces
 from ha_support import HomeAssistant
 
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.imaging.files import load_rgb
 
 NODE = "hall"
 PREFIX = "faceagent"
@@ -130,7 +130,8 @@ def wait_state(core: HomeAssistant, entity: str, want: str, timeout: float = WAI
 def check_entities(core: HomeAssistant) -> None:
     """Every entity is there, on one device named Hall, with the names and classes HA users expect."""
     assert wait_until(lambda: set(core.template_list("{{ integration_entities('mqtt') }}")) == set(ENTITIES),
-                      WAIT, interval=0.2), core.template_list("{{ integration_entities('mqtt') }}")
+                      WAIT, interval=0.2), (core.template_list("{{ integration_entities('mqtt') }}"),
+                                            core.discovery_problems())
     device = core.template(f"{{{{ device_id('{OCCUPANCY}') }}}}").strip()
     assert device and device != "None"
     assert set(core.template_list(f"{{{{ device_entities('{device}') }}}}")) == set(ENTITIES)

@@ -1,9 +1,10 @@
 """The daemon: builds every stage from the config, runs the main loop, shuts down in order.
 
 This is the only module that picks concrete adapters (sources, detector, MQTT and GPIO sinks).
-Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`) and paho's network thread; the
-pipelines and sinks run on the main thread. The relay is fail-secure: every exit path (signal,
-end of input, exception) closes the GPIO sinks, which leaves the relay LOCKED.
+Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`), paho's network thread and,
+when enabled, the status page's server; the pipelines and sinks run on the main thread. The relay is
+fail-secure: every exit path (signal, end of input, exception) closes the GPIO sinks, which leaves the
+relay LOCKED.
 
 Example:
     >>> Daemon(load_config("config.toml"), gpio_factory="mock").run()  # doctest: +SKIP
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from rpi_agent.runtime.pipeline import Pipeline
     from rpi_agent.sinks.gpio import GpioSink
     from rpi_agent.sinks.mqtt import MqttSink
+    from rpi_agent.status import StatusBoard, StatusServer
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,8 @@ class Daemon:
         self.pipelines: dict[str, Pipeline] = {}
         self.gpio: dict[str, GpioSink] = {}
         self.mqtt: MqttSink | None = None
+        self.board: StatusBoard | None = None
+        self.status_server: StatusServer | None = None
         self.readers: list[CameraReader] = []
         self._commands: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._next_stats = 0.0
@@ -130,7 +134,16 @@ class Daemon:
             sw_version=__version__,
             snapshots={c.name: c.snapshot for c in cameras},
             remote_unlock=[c.name for c in cameras if c.gpio.allow_remote_unlock and c.gpio.relay_pin is not None],
+            relays=[c.name for c in cameras if c.gpio.relay_pin is not None],
         )
+
+    def _build_status(self) -> None:
+        if not self.config.status.enabled:
+            return
+        from rpi_agent.status import StatusBoard, StatusServer
+
+        self.board = StatusBoard([c.name for c in self.config.cameras], events=self.config.status.events)
+        self.status_server = StatusServer(self.config.status, self.board)
 
     def _build_cameras(self, detector: FaceDetector | None) -> None:
         from rpi_agent.runtime.pipeline import Pipeline
@@ -146,8 +159,13 @@ class Daemon:
     # -- callbacks from other threads -----------------------------------------------------------
     def _on_state(self, camera: str, feature: str, value: str) -> None:
         log.info("camera %s: %s %s", camera, feature, value)
+        self._share_state(camera, feature, value)
+
+    def _share_state(self, camera: str, feature: str, value: str) -> None:
         if self.mqtt is not None:
             self.mqtt.publish_state(camera, feature, value)
+        if self.board is not None:
+            self.board.state(camera, feature, value)
 
     def _on_command(self, camera: str, feature: str, payload: str) -> str | None:
         """Route a checked MQTT ``<camera>/<feature>/set`` command; returns the state to echo, or None.
@@ -160,6 +178,8 @@ class Daemon:
         if feature == "detect" and camera in self.pipelines and value in ON_OFF:
             self.pipelines[camera].set_detect(ON_OFF[value])
             log.info("camera %s: detection %s (MQTT command)", camera, value)
+            if self.board is not None:
+                self.board.state(camera, "detect", value)
             return value
         if feature == "unlock":
             return self._remote_unlock(camera, value)
@@ -220,11 +240,14 @@ class Daemon:
         # GPIO first, so the relay is held LOCKED before anything else can go wrong.
         self._build_gpio()
         self._build_mqtt()
+        self._build_status()
         detector = self._build_detector()
         self._build_cameras(detector)
         self._publish_initial_states()
         if self.mqtt is not None:
             self.mqtt.start()
+        if self.status_server is not None:
+            self.status_server.start()
         for reader in self.readers:
             reader.start()
         names = ", ".join(f"{c.name} ({c.source})" for c in self.config.cameras)
@@ -237,13 +260,11 @@ class Daemon:
 
     def _publish_initial_states(self) -> None:
         # Retained states are (re)sent on every connect, so subscribers see LOCKED from the start.
-        if self.mqtt is None:
-            return
         for camera in self.config.cameras:
-            self.mqtt.publish_state(camera.name, "detect", "ON" if camera.detect else "OFF")
+            self._share_state(camera.name, "detect", "ON" if camera.detect else "OFF")
             sink = self.gpio.get(camera.name)
             if sink is not None and camera.gpio.relay_pin is not None:
-                self.mqtt.publish_state(camera.name, "relay", sink.relay_state)
+                self._share_state(camera.name, "relay", sink.relay_state)
 
     def _loop(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -267,9 +288,11 @@ class Daemon:
             gpio.publish(result)
         if self.mqtt is not None:
             self.mqtt.publish(result)
-        if count:
-            sinks_ms = (time.perf_counter() - start) * 1e3
-            self.stats.add(camera, {**result.ms, "sinks": sinks_ms}, events=len(result.events))
+        ms = {**result.ms, "sinks": (time.perf_counter() - start) * 1e3} if count else None
+        if ms is not None:
+            self.stats.add(camera, ms, events=len(result.events))
+        if self.board is not None:
+            self.board.frame(result, ms=ms)
         # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
         for event in result.events:
             log.info("camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
@@ -327,6 +350,8 @@ class Daemon:
         self._guard("final stats", self.report_stats)
         if self.mqtt is not None:
             self._guard("closing MQTT", self.mqtt.close)
+        if self.status_server is not None:
+            self._guard("closing the status page", self.status_server.close)
         self.notifier.close()
         log.info("stopped after %d frame(s), %d event(s)", self.stats.total_frames, self.stats.total_events)
 

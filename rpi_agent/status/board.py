@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rpi_agent.types import Detection, FrameResult, TrackedFace
+from rpi_agent.domain import Detection, FrameResult, TrackedFace
 
 TIMING_WINDOW = 30
 """Frames over which the page's fps and per-stage milliseconds are averaged."""
@@ -196,7 +196,7 @@ class StatusBoard:
 
 def draw(rgb: np.ndarray, faces: Sequence[TrackedFace]) -> np.ndarray:
     """A copy of the frame with each face's box and score drawn."""
-    from rpi_agent.annotate import draw_faces
+    from rpi_agent.imaging.annotate import draw_faces
 
     return draw_faces(rgb, [Detection(f.box, f.score) for f in faces])
 

@@ -27,8 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from rpi_agent.config.status import StatusConfig
+from rpi_agent.credentials import Secret, read_secret
 from rpi_agent.errors import ConfigError
-from rpi_agent.secrets import Secret, read_secret
 from rpi_agent.status.board import StatusBoard
 from rpi_agent.status.page import CSS, JS, render_html
 
@@ -62,7 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 (the name http.server looks up)
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         path = url.path
         if path in ("/page.css", "/page.js"):
@@ -124,7 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's signature)
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("status page: %s %s", self.address_string(), format % args)
 
 
