@@ -34,6 +34,7 @@ HTML = """<!DOCTYPE html>
   <article class="camera">
     <h2 class="name"></h2>
     <div class="frame"><img class="shot" alt="latest frame"><p class="noimg">no picture yet</p></div>
+    <p class="caption"></p>
     <dl class="facts">
       <dt>faces</dt><dd class="faces"></dd>
       <dt>fps</dt><dd class="fps"></dd>
@@ -61,12 +62,17 @@ main { display: flex; flex-wrap: wrap; gap: 1em; padding: 1em; }
 .frame img { width: 100%; height: auto; display: block; background: #000; }
 .frame img:not([src]) { display: none; }
 .frame img[src] + .noimg { display: none; }
+.caption { color: #aaa; font-size: .85em; margin: .2em 0; }
 .facts { display: grid; grid-template-columns: auto 1fr auto 1fr auto 1fr; gap: .1em .6em; margin: .5em 0; }
 .facts dt { color: #aaa; }
 .facts dd { margin: 0; font-variant-numeric: tabular-nums; }
-.stages { border-collapse: collapse; font-size: .85em; }
-.stages td, .stages th { padding: 0 .8em 0 0; text-align: left; }
-.stages td:last-child { text-align: right; font-variant-numeric: tabular-nums; }
+/* Stages on one wrapping line: "preprocess 0.4  inference 8.2 ..." (ms). */
+.stages { font-size: .85em; color: #ccc; }
+.stages thead { display: none; }
+.stages tbody { display: flex; flex-wrap: wrap; gap: .1em 1.2em; }
+.stages tr { display: flex; gap: .4em; }
+.stages td:last-child { color: #eee; font-variant-numeric: tabular-nums; }
+.stages td:last-child::after { content: " ms"; color: #888; }
 #events-box { flex: 1 1 260px; background: #1b1b1b; border-radius: 6px; padding: .6em; }
 #events { list-style: none; padding: 0; margin: 0; }
 #events li { display: flex; gap: .6em; align-items: center; padding: .25em 0; border-bottom: 1px solid #2a2a2a; }
@@ -94,6 +100,13 @@ function camera(name) {
   node.querySelector(".name").textContent = name;
   document.getElementById("cameras").appendChild(node);
   const entry = {node, frame: null};
+  const shot = node.querySelector(".shot");
+  // The caption says what was really decoded: its size, or that the picture failed.
+  shot.onload = () => {
+    shot.dataset.loaded = shot.naturalWidth + "x" + shot.naturalHeight;
+    node.querySelector(".caption").textContent = "frame " + entry.frame + " · " + shot.dataset.loaded;
+  };
+  shot.onerror = () => { node.querySelector(".caption").textContent = "frame could not be loaded"; };
   cams.set(name, entry);
   return entry;
 }
@@ -122,27 +135,37 @@ function showCamera(name, cam) {
   }
 }
 
+const rows = new Map();
+
+function eventRow(e) {
+  const li = document.createElement("li");
+  li.dataset.serial = e.serial;
+  let pic;
+  if (e.thumb) {
+    pic = document.createElement("img");
+    pic.alt = "face " + e.id;
+    pic.onload = () => { pic.dataset.loaded = pic.naturalWidth + "x" + pic.naturalHeight; };
+    pic.src = "event/" + e.serial + ".jpg";
+  } else {
+    pic = document.createElement("span"); pic.className = "blank";
+  }
+  const what = document.createElement("span");
+  const type = document.createElement("b");
+  type.className = "type-" + e.type; type.textContent = e.type;
+  const when = new Date(e.time * 1000).toLocaleTimeString();
+  what.append(type, " " + e.camera + " · " + e.id + " · " + e.score.toFixed(2) + " · " + when);
+  li.append(pic, what);
+  return li;
+}
+
 function showEvents(events) {
+  // Rows are kept by serial, so a thumbnail is fetched once, not on every refresh.
   document.getElementById("no-events").hidden = events.length > 0;
-  const list = document.getElementById("events");
-  list.replaceChildren(...events.map((e) => {
-    const li = document.createElement("li");
-    li.dataset.serial = e.serial;
-    let pic;
-    if (e.thumb) {
-      pic = document.createElement("img");
-      pic.alt = "face " + e.id;
-      pic.src = "event/" + e.serial + ".jpg";
-    } else {
-      pic = document.createElement("span"); pic.className = "blank";
-    }
-    const what = document.createElement("span");
-    const type = document.createElement("b");
-    type.className = "type-" + e.type; type.textContent = e.type;
-    const when = new Date(e.time * 1000).toLocaleTimeString();
-    what.append(type, " " + e.camera + " · " + e.id + " · " + e.score.toFixed(2) + " · " + when);
-    li.append(pic, what);
-    return li;
+  const keep = new Set(events.map((e) => e.serial));
+  for (const serial of rows.keys()) if (!keep.has(serial)) rows.delete(serial);
+  document.getElementById("events").replaceChildren(...events.map((e) => {
+    if (!rows.has(e.serial)) rows.set(e.serial, eventRow(e));
+    return rows.get(e.serial);
   }));
 }
 

@@ -93,7 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/event/") and path.endswith(".jpg"):
             serial = path[len("/event/"):-len(".jpg")]
             jpeg = board.thumb_jpeg(int(serial), quality=self.server.config.quality) if serial.isdigit() else None
-            self._image(jpeg, extra)
+            # A listed event's face never changes: the browser may keep it.
+            self._image(jpeg, {**extra, "Cache-Control": "private, max-age=3600"})
         else:
             self._send(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", b"404: no such page\n", extra=extra)
 
