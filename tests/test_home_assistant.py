@@ -98,6 +98,7 @@ device_name = "Hall"
 name = "door"
 source = "{folder}"
 fps = 10
+hold_frames = 1
 [cameras.filters]
 min_score = 0.7
 [cameras.tracker]

@@ -164,6 +164,7 @@ enabled = false
 name = "door"
 source = "{folder}"
 fps = 10
+hold_frames = 1
 [cameras.tracker]
 min_hits = 2
 max_age_frames = 3
@@ -183,6 +184,26 @@ token_credential = ""
 refresh_seconds = 0.5
 """)
     return path
+
+
+def check_filled_page(dom: str, base: str, auth: dict[str, str], new: int) -> None:
+    """Events listed with decoded thumbnails, the frame decoded at the camera's size, facts filled in."""
+    rows = events_in(dom)
+    assert len(rows) >= min(new, 12), dom[-4000:]
+    thumbs = re.findall(r'<img alt="face [^"]+" src="event/\d+\.jpg" data-loaded="(\d+)x(\d+)"', dom)
+    assert thumbs and all(int(w) > 10 and int(h) > 10 for w, h in thumbs), rows[:3]
+    assert re.search(r'class="type-new">new</b>', dom)
+
+    # The frame decoded in the browser at the camera's size, and the facts are filled in.
+    shot = re.search(r'<img class="shot" alt="latest frame" src="frame/door\.jpg\?n=\d+" data-loaded="(\d+)x(\d+)"',
+                     dom)
+    status, _, jpeg = fetch(base + "frame/door.jpg", headers=auth)
+    assert shot and status == 200, dom[-4000:]
+    assert Image.open(io.BytesIO(jpeg)).size == (int(shot.group(1)), int(shot.group(2)))
+    assert re.search(r'<dd class="source ONLINE">ONLINE</dd>', dom), dom[-4000:]
+    assert re.search(r'<dd class="relay (LOCKED|UNLOCKED)">(LOCKED|UNLOCKED)</dd>', dom)
+    assert re.search(r'<tr><td>total</td><td>\d+\.\d</td></tr>', dom), dom[-4000:]
+    assert re.search(r'<dd class="fps">[1-9]\d*\.\d</dd>', dom), dom[-4000:]
 
 
 def test_status_page_in_chromium(tmp_path, scene, built_model, monkeypatch):
@@ -210,22 +231,7 @@ def test_status_page_in_chromium(tmp_path, scene, built_model, monkeypatch):
         new = len(faces)
         assert daemon.wait_log(lambda d: sum(t == "new" for _, t in d.logged_events()) >= new, 120), daemon.log()
         dom = html.unescape(browse(page, tmp_path / "profile", "--dump-dom").stdout)
-        rows = events_in(dom)
-        assert len(rows) >= min(new, 12), dom[-4000:]
-        thumbs = re.findall(r'<img alt="face [^"]+" src="event/\d+\.jpg" data-loaded="(\d+)x(\d+)"', dom)
-        assert thumbs and all(int(w) > 10 and int(h) > 10 for w, h in thumbs), rows[:3]
-        assert re.search(r'class="type-new">new</b>', dom)
-
-        # The frame decoded in the browser at the camera's size, and the facts are filled in.
-        shot = re.search(r'<img class="shot" alt="latest frame" src="frame/door\.jpg\?n=\d+" data-loaded="(\d+)x(\d+)"',
-                         dom)
-        status, _, jpeg = fetch(base + "frame/door.jpg", headers=auth)
-        assert shot and status == 200, dom[-4000:]
-        assert Image.open(io.BytesIO(jpeg)).size == (int(shot.group(1)), int(shot.group(2)))
-        assert re.search(r'<dd class="source ONLINE">ONLINE</dd>', dom), dom[-4000:]
-        assert re.search(r'<dd class="relay (LOCKED|UNLOCKED)">(LOCKED|UNLOCKED)</dd>', dom)
-        assert re.search(r'<tr><td>total</td><td>\d+\.\d</td></tr>', dom), dom[-4000:]
-        assert re.search(r'<dd class="fps">[1-9]\d*\.\d</dd>', dom), dom[-4000:]
+        check_filled_page(dom, base, auth, new)
 
         # A screenshot of the page as a person sees it.
         browse(page, tmp_path / "profile", f"--screenshot={SCREENSHOT}")

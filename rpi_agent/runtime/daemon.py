@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LOOP_TIMEOUT = 0.25  # seconds the main loop waits for frames before doing its housekeeping
 STATUS_INTERVAL = 5.0
+LINE_INTERVAL = 1.0  # seconds between updates of a terminal's status line
 ON_OFF = {"ON": True, "OFF": False}
 
 
@@ -58,6 +59,7 @@ class Daemon:
         gpio_factory: gpiozero pin factory name (``"mock"`` off a Pi); ``None``: gpiozero's default.
         max_frames: Stop after this many frames per camera (demos, tests).
         notifier: systemd notifier; by default from the environment.
+        on_status: Called about once a second with :meth:`live_status` (a terminal's status line).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Daemon:
         gpio_factory: str | None = None,
         max_frames: int | None = None,
         notifier: Notifier | None = None,
+        on_status: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
         self.config = config
         self.gpio_factory = gpio_factory
@@ -83,7 +86,9 @@ class Daemon:
         self.readers: list[CameraReader] = []
         self._commands: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._next_stats = 0.0
-        self._next_status = 0.0
+        self._next_status = self._next_line = 0.0
+        self.on_status = on_status
+        self._faces: dict[str, int] = {}
         stats_every = config.logging.stats_interval
         self._status_every = min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL
 
@@ -283,6 +288,7 @@ class Daemon:
     def _publish(self, result: FrameResult, *, count: bool = True) -> None:
         camera = result.frame.camera
         start = time.perf_counter()
+        self._faces[camera] = len(result.faces)
         gpio = self.gpio.get(camera)
         if gpio is not None:
             gpio.publish(result)
@@ -291,6 +297,8 @@ class Daemon:
         ms = {**result.ms, "sinks": (time.perf_counter() - start) * 1e3} if count else None
         if ms is not None:
             self.stats.add(camera, ms, events=len(result.events))
+        else:  # faces ended by the clock or at shutdown: events, but no frame
+            self.stats.total_events += len(result.events)
         if self.board is not None:
             self.board.frame(result, ms=ms)
         # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
@@ -316,10 +324,20 @@ class Daemon:
             self._next_status = now + self._status_every
             self.notifier.status(f"{self.stats.snapshot(reset=False)['fps']} fps, "
                                  f"{self.stats.total_frames} frames, {self.stats.total_events} events")
+        if self.on_status is not None and now >= self._next_line:
+            self._next_line = now + LINE_INTERVAL
+            self.on_status(self.live_status())
         interval = self.config.logging.stats_interval
         if interval > 0 and now >= self._next_stats:
             self._next_stats = now + interval
             self.report_stats()
+
+    def live_status(self) -> dict[str, object]:
+        """For a person watching: fps, faces in view now, events and frames so far, outbox (None: no MQTT)."""
+        outbox = self.mqtt.stats()["outbox_waiting"] if self.mqtt is not None else None
+        fps = self.stats.snapshot(reset=False)["fps"] or self.stats.last_fps  # just after a report: the last one
+        return {"fps": fps, "faces": sum(self._faces.values()),
+                "events": self.stats.total_events, "frames": self.stats.total_frames, "outbox": outbox}
 
     def report_stats(self) -> dict[str, object]:
         """Log the stats line and publish the stats topic; returns what was reported."""

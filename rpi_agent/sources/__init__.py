@@ -75,8 +75,8 @@ def open_source(
     if not is_live_spec(spec) and (path.is_dir() or _is_image(path)):
         from rpi_agent.sources.images import ImageFolderSource
 
-        return ImageFolderSource(path, camera=camera.name, fps=camera.fps, loop=camera.loop, on_state=on_state,
-                                 **orient)  # type: ignore[arg-type]
+        return ImageFolderSource(path, camera=camera.name, fps=camera.fps, loop=camera.loop, hold=camera.folder_hold,
+                                 on_state=on_state, **orient)  # type: ignore[arg-type]
     return OpenCVSource(
         spec, camera=camera.name, width=camera.width, height=camera.height, fps=camera.fps, loop=camera.loop,
         on_state=on_state, **orient, **retry,  # type: ignore[arg-type]
