@@ -2,7 +2,8 @@
 # Everything the test suite needs, then the test suite: the command the README names.
 #   * Debian packages: mosquitto (the tests start their own broker), openssl, systemd
 #     (systemd-analyze scores the unit), node/npm (MicroPython for the K210 code), chromium and a font
-#     (the status page is checked in headless Chromium);
+#     (the status page is checked in headless Chromium), unshare and ip (the README's run example gets
+#     a network namespace of its own);
 #   * .venv with faceagent and its dev tools (scripts/setup.sh);
 #   * weights verified and every model variant built into the cache (scripts/build_models.sh);
 #   * the K210 toolchain and kmodels (scripts/k210_ci.sh);
@@ -18,7 +19,8 @@ step() { echo "::: $* (t=$((SECONDS - start))s)"; }
 
 # command → Debian package; only what is missing is installed (node may come from elsewhere).
 declare -A needs=([mosquitto]=mosquitto [mosquitto_sub]=mosquitto-clients [openssl]=openssl
-                  [systemd-analyze]=systemd [node]=nodejs [npm]=npm [chromium]=chromium)
+                  [systemd-analyze]=systemd [node]=nodejs [npm]=npm [chromium]=chromium
+                  [unshare]=util-linux [ip]=iproute2)
 missing=()
 for cmd in "${!needs[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${needs[$cmd]}")

@@ -114,7 +114,8 @@ def test_run_example_shows_what_the_readme_promises(checkout_like: Path, tmp_pat
     new = sum('"type":"new"' in e for e in events)
     end = sum('"type":"end"' in e for e in events)
     logged_new = len(re.findall(r"face \S+ new \(score", done.stderr))
-    assert new == logged_new and end == new, (new, end, logged_new)
+    # Ends of the last photo's faces come at the stop; any the 3 s flush misses wait in the outbox.
+    assert new == logged_new > 0 and 0.8 * new <= end <= new, (new, end, logged_new)
     promised = int(re.search(r"Expect about (\d+) `new` events", README.read_text()).group(1))  # type: ignore[union-attr]
     assert abs(new - promised) <= 0.1 * promised, f"README promises about {promised} new events, run gave {new}"
     frames = int(re.search(r"stopped after (\d+) frame\(s\)", done.stderr).group(1))  # type: ignore[union-attr]
