@@ -13,8 +13,8 @@ from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, Fac
 from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import FaceAgentError, ImageError
 from rpi_agent.imaging.annotate import draw_faces, write_jpeg
-from rpi_agent.imaging.files import iter_image_paths, load_rgb
-from rpi_agent.sources.images import natural_key
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import iter_image_paths
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _record(path: Path, rgb_shape: tuple[int, ...], result: object) -> dict:
-    from rpi_agent.detection.face_detector import DetectionResult
+    from rpi_agent.detection.base import DetectionResult
 
     assert isinstance(result, DetectionResult)
     return {
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: {len(result.faces)} face(s)  {boxes}".rstrip(), flush=True)
         if args.annotate:
             write_jpeg(_annotated_path(args.annotate, path, args.paths), draw_faces(rgb, result.faces))
-    print_table(sorted(rows, key=lambda row: natural_key(Path(row[0]))))  # 2.jpg before 10.jpg
+    print_table(rows)
     if failures:
         print(f"faceagent: {len(failures)} of {count + len(failures)} image(s) could not be read:", file=sys.stderr)
         for line in failures:
