@@ -185,9 +185,10 @@ def test_image_folder_holds_each_still(folder: Path) -> None:
 def test_folder_hold_defaults_to_enough_frames_for_events(folder: Path) -> None:
     from rpi_agent.config.camera import TrackerConfig
 
-    auto = open_source(str(folder), CameraConfig(name="door", fps=0.0, tracker=TrackerConfig(min_hits=4)))
+    auto = open_source(parse_source(str(folder)), CameraConfig(name="door", fps=0.0, tracker=TrackerConfig(min_hits=4)))
     assert auto.hold == 6  # type: ignore[attr-defined]
-    assert open_source(str(folder), CameraConfig(name="door", hold_frames=1)).hold == 1  # type: ignore[attr-defined]
+    held = open_source(parse_source(str(folder)), CameraConfig(name="door", hold_frames=1))
+    assert held.hold == 1  # type: ignore[attr-defined]
 
 
 def test_image_folder_loops_until_closed(folder: Path) -> None:
