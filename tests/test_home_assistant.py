@@ -63,7 +63,10 @@ def core(tmp_path_factory: pytest.TempPathFactory, ha_broker: Broker) -> Iterato
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path, built_model) -> tuple[Path, int, int]:
-    """Photo A for 30 frames, 30 blanks, photo B held: ``(folder, faces in A, faces in B)``."""
+    """Photo A for 60 frames, 40 blanks, photo B held: ``(folder, faces in A, faces in B)``.
+
+    At 10 fps photo A lasts 6 s: time enough for the core to create the entities and show it.
+    """
     detector = FaceDetector.from_model(built_model("RFB-320"))
     photos = sorted(faces_dir.glob("*.jpg"), key=lambda p: int(p.stem))
     counted = [(p, count_faces(detector, load_rgb(p))) for p in photos]
@@ -71,8 +74,8 @@ def scenes(tmp_path_factory: pytest.TempPathFactory, faces_dir: Path, built_mode
     first = small[0]
     second = next((p, n) for p, n in small if n != first[1])
     writer = SceneWriter(tmp_path_factory.mktemp("ha-scenes") / "frames")
-    writer.link(first[0], 30)
-    writer.blanks(30)
+    writer.link(first[0], 60)
+    writer.blanks(40)
     writer.link(second[0], HELD)
     return writer.folder, first[1], second[1]
 
