@@ -66,6 +66,12 @@ def test_loopback_rules():
     with pytest.raises(ConfigError, match="needs a token"):
         StatusServer(StatusConfig(enabled=True, host="0.0.0.0", port=0, token_env="FACEAGENT_TEST_UNSET",
                                   token_credential=""), StatusBoard(["door"]))
+    taken = StatusServer(StatusConfig(enabled=True, port=0), StatusBoard(["door"]))
+    try:
+        with pytest.raises(ConfigError, match=f"status.port: cannot listen on 127.0.0.1:{taken.port}"):
+            StatusServer(StatusConfig(enabled=True, port=taken.port), StatusBoard(["door"]))
+    finally:
+        taken.close()
 
 
 def test_token_is_required_and_a_wrong_one_gets_401():
