@@ -22,6 +22,8 @@ from ha_support import HomeAssistant
 
 from rpi_agent.detection.face_detector import FaceDetector
 from rpi_agent.imaging.files import load_rgb
+from rpi_agent.sinks.discovery import discovery_messages
+from rpi_agent.sinks.topics import Topics
 
 NODE = "hall"
 PREFIX = "faceagent"
@@ -31,7 +33,7 @@ ENTITIES = {
     "binary_sensor.hall_door_face_occupancy": "Hall door face occupancy",
     "sensor.hall_door_face_count": "Hall door face count",
     "image.hall_door_face_snapshot": "Hall door face snapshot",
-    "switch.hall_door_detect": "Hall door detection",
+    "switch.hall_door_detection": "Hall door detection",
     "sensor.hall_door_source": "Hall door source",
     "binary_sensor.hall_door_relay": "Hall door relay",
     "button.hall_door_unlock": "Hall door unlock",
@@ -160,7 +162,7 @@ def check_follows(core: HomeAssistant, rec: Recorder, faces_a: int, faces_b: int
     assert wait_state(core, OCCUPANCY, "on") and wait_state(core, COUNT, str(faces_b))
     assert retained(rec, faces_topic) == str(faces_b).encode()
     assert core.state("sensor.hall_door_source") == "online"
-    assert core.state("switch.hall_door_detect") == "on"
+    assert core.state("switch.hall_door_detection") == "on"
     check_image(core, rec)
 
 
@@ -185,6 +187,18 @@ def check_unlock_button(core: HomeAssistant, rec: Recorder) -> None:
     assert rec.wait_for(lambda: b"UNLOCKED" in rec.payloads(relay_topic)[before:], WAIT)
     assert rec.wait_for(lambda: rec.payloads(relay_topic)[-1] == b"LOCKED", WAIT)
     assert wait_state(core, "binary_sensor.hall_door_relay", "off")
+
+
+def test_announced_entity_ids_are_the_ones_this_core_creates():
+    """The core here (2025.4) ignores default_entity_id and names entities from device + entity name:
+    both rules must give the ids the live test finds."""
+    messages = discovery_messages(Topics(PREFIX), cameras=["door"], node_id=NODE, sw_version="x",
+                                  device_name="Hall", unlock_cameras=["door"])
+    assert {payload["default_entity_id"] for _, payload in messages} == set(ENTITIES)
+    for _, payload in messages:
+        component = str(payload["default_entity_id"]).split(".")[0]
+        derived = f"{component}.{NODE}_" + str(payload["name"]).replace(" ", "_")
+        assert derived == payload["default_entity_id"]
 
 
 def all_unavailable(core: HomeAssistant) -> bool:

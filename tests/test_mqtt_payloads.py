@@ -76,7 +76,7 @@ def test_discovery_topics_and_shared_fields():
     for topic, payload in msgs:
         component = topic.split("/")[1]
         assert payload["default_entity_id"] == f"{component}.{payload['unique_id']}"
-        assert payload["object_id"] == payload["unique_id"]
+        assert "object_id" not in payload  # deprecated in Home Assistant; the name gives the same id
         assert payload["origin"] == {"name": "faceagent", "sw_version": "1.2.3"}
         assert payload["device"] == {"identifiers": ["faceagent_pi1"], "name": "Hall Pi", "manufacturer": "faceagent",
                                      "model": "faceagent face detector", "sw_version": "1.2.3"}
@@ -87,7 +87,7 @@ def test_discovery_templates_map_counts_and_availability():
     payloads = {t.split("/")[3]: p for t, p in discovery_messages(TOPICS, cameras=["door"], node_id="n",
                                                                   sw_version="1", relay_cameras=["door"])}
     payloads.update(binary_sensor=payloads["door_face_occupancy"], sensor=payloads["door_face_count"],
-                    switch=payloads["door_detect"], image=payloads["door_face_snapshot"])
+                    switch=payloads["door_detection"], image=payloads["door_face_snapshot"])
     assert payloads["binary_sensor"]["value_template"] == "{{ 'ON' if (value | int(0)) > 0 else 'OFF' }}"
     assert payloads["sensor"]["state_topic"] == payloads["binary_sensor"]["state_topic"] == "faceagent/door/faces"
     relay, source = payloads["door_relay"], payloads["door_source"]

@@ -6,9 +6,10 @@ One device per daemon (node id), and per camera: a ``binary_sensor`` (occupancy)
 camera has a relay, a ``binary_sensor`` of device class ``lock`` (on = unlocked, Home Assistant's
 convention) plus, only where remote unlock is enabled, a ``button``.
 
-Entity ids: ``default_entity_id`` for Home Assistant 2025.10 and later, and ``object_id`` (which those
-versions ignore when ``default_entity_id`` is given) for the earlier ones, so both name the entities
-the same way.
+Entity ids: ``default_entity_id`` (``object_id`` is deprecated) for Home Assistant 2025.10 and later;
+earlier versions drop the key and name an entity after its device and its own name, which give the
+same id: device ``hall`` (the node id, unless ``device_name`` says otherwise) and name ``door face
+occupancy`` make ``binary_sensor.hall_door_face_occupancy`` either way.
 
 Example:
     >>> msgs = discovery_messages(Topics("faceagent"), cameras=["door"], node_id="hall",
@@ -53,7 +54,6 @@ def _entity(
         "name": name,
         "unique_id": f"{node_id}_{object_id}",
         "default_entity_id": f"{component}.{node_id}_{object_id}",
-        "object_id": f"{node_id}_{object_id}",
         "availability_topic": topics.available,
         "availability_template": AVAILABILITY_TEMPLATE,
         "device": device,
@@ -79,7 +79,7 @@ def camera_entities(
             "icon": "mdi:face-recognition"}),
         entity("image", "face_snapshot", "face snapshot", {
             "image_topic": topics.snapshot(camera), "content_type": "image/jpeg"}),
-        entity("switch", "detect", "detection", {
+        entity("switch", "detection", "detection", {
             "command_topic": topics.command(camera, "detect"), "state_topic": topics.state(camera, "detect"),
             "payload_on": "ON", "payload_off": "OFF", "icon": "mdi:cctv"}),
         entity("sensor", "source", "source", {
