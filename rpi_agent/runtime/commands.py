@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from rpi_agent.config import CameraConfig
-from rpi_agent.runtime.pipeline import Pipeline
-from rpi_agent.sinks.gpio import GpioSink
+if TYPE_CHECKING:
+    from rpi_agent.config import CameraConfig
+    from rpi_agent.runtime.pipeline import Pipeline
+    from rpi_agent.sinks.gpio import GpioSink
 
 log = logging.getLogger(__name__)
 

@@ -70,6 +70,27 @@ class StatsWindow:
         return {"fps": fps, "cameras": cameras}
 
 
+class Every:
+    """A periodic job's timer on the monotonic clock; an interval of 0 or less never comes due.
+
+    Example:
+        >>> every = Every(5.0, now=100.0)
+        >>> every.due(104.0), every.due(105.0), every.due(106.0)
+        (False, True, False)
+    """
+
+    def __init__(self, interval: float, *, now: float) -> None:
+        self.interval = interval
+        self._next = now + interval
+
+    def due(self, now: float) -> bool:
+        """Whether the job should run now; if so, the next run is one interval later."""
+        if self.interval <= 0 or now < self._next:
+            return False
+        self._next = now + self.interval
+        return True
+
+
 def collect_stats(window: StatsWindow, *, dropped_frames: int,
                   mqtt: Mapping[str, object] | None = None) -> dict[str, object]:
     """The stats report: the window since the last one, process health, totals, outbox counts."""
