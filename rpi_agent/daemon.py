@@ -25,6 +25,7 @@ from rpi_agent.config import AppConfig, CameraConfig, camera_uses_own_detector
 from rpi_agent.errors import ConfigError, SourceError
 from rpi_agent.notify import Notifier
 from rpi_agent.readers import CameraReader, FrameMailbox
+from rpi_agent.sinks.commands import Command, DetectCommand, UnlockCommand
 from rpi_agent.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
 from rpi_agent.types import FrameResult
 
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 
 LOOP_TIMEOUT = 0.25  # seconds the main loop waits for frames before doing its housekeeping
 STATUS_INTERVAL = 5.0
-ON_OFF = {"ON": True, "OFF": False}
 
 
 def is_live(spec: str) -> bool:
@@ -149,34 +149,29 @@ class Daemon:
         if self.mqtt is not None:
             self.mqtt.publish_state(camera, feature, value)
 
-    def _on_command(self, camera: str, feature: str, payload: str) -> str | None:
-        """Route a checked MQTT ``<camera>/<feature>/set`` command; returns the state to echo, or None.
+    def _on_command(self, camera: str, feature: str, command: Command) -> str | None:
+        """Route a parsed MQTT ``<camera>/<feature>/set`` command; returns the state to echo, or None.
 
         Runs on paho's thread: it only flips a flag or queues work for the main loop. The sink has
-        already checked the payload (``detect``: ON/OFF; ``unlock``: ON or seconds) and that remote
-        unlock is enabled for the camera; the GPIO side is checked again here.
+        already parsed the payload and checked that remote unlock is enabled for the camera; the
+        GPIO side is checked again here.
         """
-        value = payload.strip().upper()
-        if feature == "detect" and camera in self.pipelines and value in ON_OFF:
-            self.pipelines[camera].set_detect(ON_OFF[value])
-            log.info("camera %s: detection %s (MQTT command)", camera, value)
-            return value
-        if feature == "unlock":
-            return self._remote_unlock(camera, value)
-        log.warning("refused MQTT command %s/%s %r", camera, feature, payload[:40])
+        if isinstance(command, DetectCommand) and camera in self.pipelines:
+            self.pipelines[camera].set_detect(command.on)
+            log.info("camera %s: detection %s (MQTT command)", camera, command.state)
+            return command.state
+        if isinstance(command, UnlockCommand):
+            return self._remote_unlock(camera, command)
+        log.warning("refused MQTT command %s/%s %r", camera, feature, str(command)[:40])
         return None
 
-    def _remote_unlock(self, camera: str, value: str) -> str | None:
+    def _remote_unlock(self, camera: str, command: UnlockCommand) -> str | None:
         sink = self.gpio.get(camera)
         cfg = self._camera_config(camera)
         if sink is None or cfg is None or not cfg.gpio.allow_remote_unlock or cfg.gpio.relay_pin is None:
             log.warning("camera %s: remote unlock refused (not enabled in config)", camera)
             return None
-        try:
-            seconds = cfg.gpio.relay_seconds if value == "ON" else float(value)
-        except ValueError:
-            log.warning("camera %s: remote unlock refused: bad duration %r", camera, value[:40])
-            return None
+        seconds = cfg.gpio.relay_seconds if command.seconds is None else command.seconds
         self._commands.put(lambda: sink.unlock(seconds))
         log.info("camera %s: remote unlock for %.1f s (MQTT command)", camera, seconds)
         return None  # the relay reports UNLOCKED/LOCKED itself on <camera>/relay/state
