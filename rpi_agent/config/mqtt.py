@@ -31,6 +31,7 @@ TOPIC_LEVEL = re.compile(r"^[^+#/\s\x00]+(/[^+#/\s\x00]+)*$")
 MAX_PREFIX_BYTES = 1024
 """Room for ``<prefix>/<camera>/face/snapshot`` and discovery topics far below MQTT's 65,535 bytes."""
 
+NOT_IN_TOPICS = frozenset("\ufffe\uffff")
 MAX_TOPIC_BYTES = 65535
 """MQTT encodes a topic with a two-byte length: longer topics cannot be sent at all."""
 
@@ -44,16 +45,16 @@ def topic_problem(topic: str, *, wildcards: bool = False) -> str | None:
         >>> topic_problem("fa+/events")
         'holds the wildcard + or #'
     """
-    if not topic:
-        return "is empty"
-    if "\x00" in topic:
-        return "holds a NUL character"
+    bad = next((c for c in topic if c in NOT_IN_TOPICS or c <= "\x1f" or "\x7f" <= c <= "\x9f"), None)
+    if bad is not None:
+        # MQTT forbids NUL and discourages the rest; Mosquitto closes the connection on any of them.
+        return "holds a NUL character" if bad == "\x00" else f"holds the control or non-character U+{ord(bad):04X}"
     try:
         size = len(topic.encode("utf-8"))
     except UnicodeEncodeError:
         return "is not valid UTF-8 (a lone surrogate)"
-    if size > MAX_TOPIC_BYTES:
-        return f"is {size} bytes long (MQTT allows {MAX_TOPIC_BYTES})"
+    if not 0 < size <= MAX_TOPIC_BYTES:
+        return f"is {size} bytes long (MQTT allows {MAX_TOPIC_BYTES})" if size else "is empty"
     if not wildcards and ("+" in topic or "#" in topic):
         return "holds the wildcard + or #"
     return None

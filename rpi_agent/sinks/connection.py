@@ -212,7 +212,8 @@ class MqttConnection:
         """Hand one message to the client; network thread only.
 
         Returns:
-            Its message id, or ``None`` if the client is not connected (nothing was queued).
+            Its message id, or ``None`` if the client's queue is full (nothing was queued). A QoS 1/2
+            message the client holds goes out on the next connection if this one just dropped.
 
         Raises:
             ValueError: The client will not send it at all (invalid topic, payload too large).
@@ -220,11 +221,11 @@ class MqttConnection:
         if threading.get_ident() != self._owner:
             raise RuntimeError("MqttConnection.send() is for the network thread only")
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc == mqtt.MQTT_ERR_SUCCESS:
-            return info.mid
-        if info.rc in (mqtt.MQTT_ERR_NO_CONN, mqtt.MQTT_ERR_QUEUE_SIZE):
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             return None
-        raise ValueError(mqtt.error_string(info.rc))
+        if info.rc in (mqtt.MQTT_ERR_PAYLOAD_SIZE, mqtt.MQTT_ERR_INVAL, mqtt.MQTT_ERR_NOT_SUPPORTED):
+            raise ValueError(mqtt.error_string(info.rc))
+        return info.mid
 
     def close(self) -> None:
         """Flush briefly, publish ``stopped``, disconnect cleanly (no Last Will), end the thread; idempotent."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from typing import Protocol
 
@@ -26,12 +27,17 @@ logger = logging.getLogger(__name__)
 
 MAX_STRIKES = 3
 """Connections in a row the broker closed with the same entry oldest in flight before it is set aside."""
+REPUMP_SECONDS = 1.0
+"""Look at the outbox at least this often even when nothing announced work (e.g. a drain timeout)."""
 UNSTORED_KEPT = 1000
 """Events that could not be stored (disk full) kept in memory to be sent once while connected."""
 
 
 class Sender(Protocol):
     """The part of the connection the publisher needs (see :class:`~rpi_agent.sinks.connection.MqttConnection`)."""
+
+    @property
+    def connected(self) -> bool: ...
 
     def send(self, topic: str, payload: bytes, *, qos: int, retain: bool = False) -> int | None: ...
 
@@ -57,6 +63,7 @@ class OutboxPublisher:
         self._strikes: dict[int, int] = {}
         self._unstored: deque[tuple[str, bytes, int]] = deque(maxlen=UNSTORED_KEPT)
         self._due = threading.Event()
+        self._last_pump = 0.0
         self._store_failures = 0
         self._errors = 0
 
@@ -113,9 +120,11 @@ class OutboxPublisher:
 
     def pump(self, link: Sender) -> None:
         """Hand waiting entries to the client, in order, within the window (network thread)."""
-        if not self._due.is_set():
+        now = time.monotonic()
+        if not self._due.is_set() and now - self._last_pump < REPUMP_SECONDS:
             return
         self._due.clear()
+        self._last_pump = now
         try:
             self._send_unstored(link)
             room = self.delivery.room()
@@ -135,6 +144,8 @@ class OutboxPublisher:
                     return
                 if self.delivery.sent(mid=mid, seq=entry.seq):
                     self._remove(entry.seq)
+                if not link.connected:
+                    return
             self._due.set()  # a full window may hide more entries; look again next turn
         except OutboxError as exc:
             self._count_error(str(exc))
