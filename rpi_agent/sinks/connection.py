@@ -255,9 +255,9 @@ class MqttConnection:
             except Exception as exc:  # a failure here must never end the thread: report it, back off
                 self._report(f"network loop failed: {describe_connect_error(exc)}", backoff)
                 logger.debug("MQTT: network thread failure", exc_info=True)
-            self._went_down()
             if self._stop.is_set() or self._closing.is_set():
                 break
+            self._went_down()
             self._wake.wait(backoff.next_delay())
         self._finish()
 
@@ -300,11 +300,11 @@ class MqttConnection:
         for _ in range(10):
             if self._client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
                 break
-        self._went_down()
+        self._connected = False
+        self._ready.clear()
 
     def _went_down(self) -> None:
-        if self._connected:
-            self._connected = False
+        self._connected = False
         self._ready.clear()
         self._handler.on_down()
 
