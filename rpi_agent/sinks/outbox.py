@@ -248,14 +248,16 @@ class Outbox:
                 raise OutboxError(f"outbox {self.path}: cannot set a message aside: {exc}") from None
             self._count -= max(0, moved)
 
-    def remove(self, seq: int) -> None:
-        """Forget an acknowledged entry (a missing one, e.g. already dropped, is ignored)."""
+    def remove(self, seq: int) -> bool:
+        """Forget an acknowledged entry; returns False if it was not there (e.g. already dropped)."""
         with self._lock:
             try:
                 deleted = self._conn().execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox {self.path}: cannot remove a message: {exc}") from None
-            self._count -= max(0, deleted)
+            # Another process may have appended what this one removes: never count below zero.
+            self._count = max(0, self._count - max(0, deleted))
+            return deleted > 0
 
     def pending(self, *, after: int = 0, limit: int | None = None) -> list[OutboxEntry]:
         """Waiting entries with ``seq > after``, oldest first, at most ``limit`` of them."""
