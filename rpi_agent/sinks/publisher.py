@@ -130,7 +130,8 @@ class OutboxPublisher:
             room = self.delivery.room()
             if room <= 0:
                 return
-            for entry in self.outbox.pending(after=self.delivery.handed, limit=room):
+            entries = self.outbox.pending(after=self.delivery.handed, limit=room)
+            for entry in entries:
                 problem = topic_problem(entry.topic)
                 if problem is not None:
                     self._set_aside(entry.seq, f"its topic {problem}")
@@ -146,7 +147,8 @@ class OutboxPublisher:
                     self._remove(entry.seq)
                 if not link.connected:
                     return
-            self._due.set()  # a full window may hide more entries; look again next turn
+            if len(entries) == room:
+                self._due.set()  # more may wait behind these; look again next turn
         except OutboxError as exc:
             self._count_error(str(exc))
 
