@@ -10,6 +10,8 @@ import pytest
 
 from rpi_agent.cli import EX_CONFIG
 from rpi_agent.config.mqtt import MqttConfig, host_problem, topic_problem
+from rpi_agent.errors import ConfigError
+from rpi_agent.sinks.mqtt import MqttSink
 
 CAMERA = '[[cameras]]\nname = "door"\nsource = "/dev/video0"\n'
 
@@ -68,3 +70,10 @@ def test_topic_problems(topic, problem):
     found = topic_problem(topic)
     assert found is not None and problem in found
     assert topic_problem("a/+/b", wildcards=True) is None
+
+
+def test_the_sink_refuses_a_prefix_that_slipped_past_the_config(tmp_path):
+    config = MqttConfig()
+    object.__setattr__(config, "topic_prefix", "p" * 70000)  # struct.error in paho, were it sent
+    with pytest.raises(ConfigError, match=r"^mqtt\.topic_prefix: the topic 'p+' is 70\d+ bytes long"):
+        MqttSink(config, cameras=["door"], outbox_dir=tmp_path, on_command=lambda *a: None, sw_version="t")
