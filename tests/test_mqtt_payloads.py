@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from rpi_agent.secrets import Secret, read_secret, redact_text, redact_url
+from rpi_agent.credentials import Secret, read_secret, redact_text, redact_url
+from rpi_agent.domain import FaceEvent, TrackedFace
 from rpi_agent.sinks.commands import DetectCommand, PayloadError, UnlockCommand, check_command, parse_payload
 from rpi_agent.sinks.delivery import Delivery
 from rpi_agent.sinks.discovery import discovery_messages
 from rpi_agent.sinks.topics import Topics, event_payload
-from rpi_agent.types import FaceEvent, TrackedFace
 
 TOPICS = Topics("faceagent")
 

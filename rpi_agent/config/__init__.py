@@ -27,6 +27,8 @@ from rpi_agent.config.camera import CameraConfig
 from rpi_agent.config.mqtt import MqttConfig, check_tls_files
 from rpi_agent.config.schema import apply_override, load_section, to_dict
 from rpi_agent.errors import ConfigError, ModelError
+from rpi_agent.paths import resolve_model
+from rpi_agent.sources.spec import parse_source
 
 DEFAULT_PATHS = (Path("/etc/faceagent/config.toml"),)
 """Where ``faceagent run`` looks when no ``--config`` is given (then the built-in defaults)."""
@@ -131,9 +133,7 @@ def check_model(config: AppConfig) -> Path:
     Raises:
         ConfigError: ``detector.model: ...`` when the file is missing or unreadable.
     """
-    from rpi_agent.face_detector import resolve_model
-
-    if all(camera_uses_own_detector(c) for c in config.cameras):
+    if all(parse_source(c.source).detects_faces for c in config.cameras):
         return Path(config.detector.model)
     try:
         path = resolve_model(config.detector.model)
@@ -144,11 +144,6 @@ def check_model(config: AppConfig) -> Path:
     if not os.access(path, os.R_OK):
         raise ConfigError(f"detector.model: {path} is not readable")
     return path
-
-
-def camera_uses_own_detector(camera: CameraConfig) -> bool:
-    """Whether the camera's source detects faces itself (a K210 board), so needs no model."""
-    return camera.source.startswith("k210:")
 
 
 def load_config(

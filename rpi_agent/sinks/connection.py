@@ -29,8 +29,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from rpi_agent.config.mqtt import MqttConfig, check_tls_files
+from rpi_agent.credentials import Secret
 from rpi_agent.errors import ConfigError
-from rpi_agent.secrets import Secret
 from rpi_agent.sources.common import Backoff
 
 logger = logging.getLogger(__name__)

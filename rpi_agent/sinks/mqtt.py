@@ -24,8 +24,9 @@ from pathlib import Path
 
 from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.config.mqtt import MqttConfig
+from rpi_agent.credentials import read_secret
+from rpi_agent.domain import FrameResult
 from rpi_agent.errors import ConfigError
-from rpi_agent.secrets import read_secret
 from rpi_agent.sinks.commands import CommandHandler, CommandRouter
 from rpi_agent.sinks.connection import MqttConnection, default_client_id
 from rpi_agent.sinks.discovery import discovery_messages
@@ -33,7 +34,6 @@ from rpi_agent.sinks.outbox import Outbox, OutboxError
 from rpi_agent.sinks.publisher import OutboxPublisher
 from rpi_agent.sinks.snapshot import snapshot_for
 from rpi_agent.sinks.topics import Topics, event_payload, topic_problem
-from rpi_agent.types import FrameResult
 
 logger = logging.getLogger(__name__)
 

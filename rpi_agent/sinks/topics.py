@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from rpi_agent.config.mqtt import MAX_TOPIC_BYTES, topic_problem
-from rpi_agent.types import FaceEvent
+from rpi_agent.domain import FaceEvent
 
 __all__ = ["MAX_TOPIC_BYTES", "Topics", "event_payload", "topic_problem"]
 
