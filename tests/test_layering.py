@@ -1,4 +1,4 @@
-"""The README's import rules, checked on the source so they stay true.
+"""The README's import rules and size limits, checked on the source so they stay true.
 
 Imports are read from the syntax tree (``if TYPE_CHECKING:`` blocks excluded: they never run);
 the lazy-import rule is also checked by importing the package with the hardware libraries blocked.
@@ -29,6 +29,7 @@ ADAPTER_LIBRARIES = {
     "ai_edge_litert": ("rpi_agent.detection.tflite",),
     "tflite_runtime": ("rpi_agent.detection.tflite",),
 }
+MAX_CLASS_LINES, MAX_FUNCTION_LINES, MAX_MODULE_LINES = 250, 50, 400
 ADAPTERS = ("rpi_agent.sources.picamera", "rpi_agent.sources.opencv", "rpi_agent.sources.images",
             "rpi_agent.sources.k210", "rpi_agent.sinks.mqtt", "rpi_agent.sinks.gpio",
             "rpi_agent.detection.face_detector", "rpi_agent.detection.tflite")
@@ -129,3 +130,17 @@ def test_the_package_imports_without_the_hardware_libraries() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+def test_no_class_function_or_module_over_its_size_limit() -> None:
+    too_long = []
+    for name, tree in MODULES.items():
+        lines = (PACKAGE.parent / (name.replace(".", "/"))).with_suffix(".py")
+        path = lines if lines.exists() else lines.with_suffix("") / "__init__.py"
+        if len(path.read_text().splitlines()) > MAX_MODULE_LINES:
+            too_long.append(f"module {name}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > limit:
+                    too_long.append(f"{name}.{node.name}: {length} lines (limit {limit})")
+    assert not too_long, too_long
