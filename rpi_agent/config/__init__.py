@@ -131,7 +131,7 @@ def check_model(config: AppConfig) -> Path:
     Raises:
         ConfigError: ``detector.model: ...`` when the file is missing or unreadable.
     """
-    from rpi_agent.face_detector import resolve_model
+    from rpi_agent.detection.face_detector import resolve_model
 
     if all(camera_uses_own_detector(c) for c in config.cameras):
         return Path(config.detector.model)
