@@ -88,14 +88,14 @@ class Prefix:
 def profile(paths: list[Path], *, rounds: int, step: int, repeats: int) -> dict[str, Any]:
     from ai_edge_litert.tools import flatbuffer_utils as fb
 
-    plans: dict[str, tuple[list[str], dict[int, Prefix]]] = {}
+    plans: dict[str, tuple[list[str], dict[int, Prefix]]] = {}  # by path: two builds may share a name
     for path in paths:
         model = fb.read_model(path)
         names = op_names(model)
         # XNNPACK fuses a PAD into the convolution after it: a prefix ending in a PAD would time a
         # stand-alone pad the full model never runs.
         cuts = sorted(k for k in {*range(step, len(names), step), len(names)} if names[k - 1] != "PAD")
-        plans[path.name] = (names, {k: Prefix(prefix_model(model, k)) for k in cuts})
+        plans[str(path)] = (names, {k: Prefix(prefix_model(model, k)) for k in cuts})
     for round_index in range(rounds + 1):
         for _, prefixes in plans.values():
             for prefix in prefixes.values():

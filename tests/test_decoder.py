@@ -2,11 +2,13 @@ import numpy as np
 import pytest
 
 from rpi_agent.detection.decoder import (
+    NMS_BLOCK,
     DecodeOptions,
     Quantization,
     candidates_above,
     decode_boxes,
     dequantize,
+    greedy_keep,
     hard_nms,
     iou_matrix,
     postprocess,
@@ -95,3 +97,32 @@ def test_bad_options_rejected():
         DecodeOptions(score_threshold=1.5)
     with pytest.raises(ValueError):
         DecodeOptions(iou_threshold=0.0)
+
+
+def _greedy_reference(boxes: np.ndarray, iou: float, top_k: int = -1) -> list[int]:
+    """Textbook greedy NMS, one full IoU matrix."""
+    overlaps = iou_matrix(boxes) > iou
+    keep: list[int] = []
+    for i in range(boxes.shape[0]):
+        if not any(overlaps[k, i] for k in keep):
+            keep.append(i)
+    return keep[:top_k] if top_k > 0 else keep
+
+
+@pytest.mark.parametrize("count", [40, NMS_BLOCK, NMS_BLOCK + 1, 3 * NMS_BLOCK + 17])
+def test_blocked_nms_is_one_greedy_pass(count):
+    rng = np.random.default_rng(count)
+    # Clusters of jittered boxes, as around real faces, so blocks suppress each other's boxes.
+    centres = rng.uniform(0, 300, (max(count // 6, 1), 2))[rng.integers(0, max(count // 6, 1), count)]
+    centres += rng.normal(0, 4, centres.shape)
+    sizes = rng.uniform(8, 40, (count, 1))
+    boxes = np.hstack([centres - sizes / 2, centres + sizes / 2]).astype(np.float32)
+    keep = greedy_keep(boxes, DecodeOptions(iou_threshold=0.3))
+    assert keep.tolist() == _greedy_reference(boxes, 0.3)
+    assert 1 < keep.size < count  # overlaps were found and some boxes survived
+    limited = greedy_keep(boxes, DecodeOptions(iou_threshold=0.3, top_k=keep.size - 1))
+    assert limited.tolist() == keep.tolist()[:-1]
+
+
+def test_no_candidate_limit_by_default():
+    assert DecodeOptions().candidate_size == -1 and DecodeOptions().top_k == -1
