@@ -136,6 +136,11 @@ def test_precomputed_detections_skip_the_detector(detector: FaceDetector, photo:
     results = play(board, [frame(None, i, detections=given) for i in range(3)])
     assert len(events(results, "new")) == 2
 
+    # A board's faces meet the same one threshold (the daemon passes AppConfig.min_score).
+    strict = Pipeline(camera(), None, clock=Clock(), min_score=0.97)
+    results = play(strict, [frame(None, i, detections=given) for i in range(3)])
+    assert [f.box for f in results[-1].faces] == [given[1].box]
+
 
 def test_frames_without_a_way_to_detect_are_refused(photo: np.ndarray) -> None:
     pipe = Pipeline(camera(), None, clock=Clock())

@@ -138,7 +138,7 @@ class Daemon:
 
         lores = (detector.detector.width, detector.detector.height) if detector is not None else DEFAULT_LORES
         for camera in self.config.cameras:
-            self.pipelines[camera.name] = Pipeline(camera, detector)
+            self.pipelines[camera.name] = Pipeline(camera, detector, min_score=self.config.min_score(camera))
             source = open_source(camera.source, camera, lores_size=lores, on_state=self._on_state)
             live = bool(getattr(source, "live", is_live(camera.source)))
             self.readers.append(CameraReader(source, self.mailbox, live=live, max_frames=self.max_frames))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from rpi_agent.config.app import DetectorConfig
 from rpi_agent.config.camera import CameraConfig, FiltersConfig
 from rpi_agent.domain import Detection, FaceEvent, Frame, FrameResult
 from rpi_agent.errors import ConfigError
@@ -20,9 +21,9 @@ if TYPE_CHECKING:
     from rpi_agent.detection.face_detector import FaceDetector
 
 
-def keep_detection(det: Detection, filters: FiltersConfig) -> bool:
+def keep_detection(det: Detection, filters: FiltersConfig, min_score: float) -> bool:
     """Whether a detection passes the score and size filters (zones are checked separately)."""
-    if det.score < filters.min_score:
+    if det.score < min_score:
         return False
     return min(det.width, det.height) >= filters.min_size
 
@@ -35,6 +36,8 @@ class Pipeline:
         detector: Runs on frames that carry pixels; ``None`` for sources that detect on their own
             (a K210 board fills ``Frame.detections``).
         clock: Seconds, read once per step by the tracker (``time.time`` in the daemon).
+        min_score: The score a face needs (:meth:`rpi_agent.config.AppConfig.min_score`); default the
+            camera's ``filters.min_score``, else ``detector.threshold``'s default.
 
     Example:
         >>> pipe = Pipeline(CameraConfig(name="door"), FaceDetector.from_model("RFB-320"))  # doctest: +SKIP
@@ -48,9 +51,12 @@ class Pipeline:
         detector: FaceDetector | None,
         *,
         clock: Callable[[], float] = time.time,
+        min_score: float | None = None,
     ) -> None:
         self.camera = camera
         self.detector = detector
+        own = camera.filters.min_score
+        self.min_score = min_score if min_score is not None else own if own is not None else DetectorConfig().threshold
         self.zones = ZoneSet.from_config(camera.zones)
         snapshot = camera.snapshot
         self.tracker = Tracker(
@@ -129,7 +135,7 @@ class Pipeline:
         kept: list[Detection] = []
         zones: list[tuple[str, ...]] = []
         for det in detections:
-            if not keep_detection(det, self.camera.filters):
+            if not keep_detection(det, self.camera.filters, self.min_score):
                 continue
             names = self.zones.zones_of(det.box, width, height) if len(self.zones) else ()
             if self._required and not self._required.intersection(names):
