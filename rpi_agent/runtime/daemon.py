@@ -134,7 +134,7 @@ class Daemon:
             else:
                 shared = shared or self._build_detector()
                 detector = shared
-            self.pipelines[camera.name] = Pipeline(camera, detector)
+            self.pipelines[camera.name] = Pipeline(camera, detector, min_score=self.config.min_score(camera))
             source = open_source(spec, camera, lores_size=detector.input_size or DEFAULT_LORES,
                                  on_state=self._on_state)
             if source.live:
