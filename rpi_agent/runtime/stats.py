@@ -12,6 +12,8 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
+# The MQTT sink's counters worth a line: delivery backlog and losses, and failures of its thread.
+MQTT_STATS = ("outbox_waiting", "outbox_dropped", "refused", "errors", "last_error")
 
 
 def cpu_temperature(path: Path = THERMAL_ZONE) -> float | None:
@@ -101,7 +103,7 @@ def collect_stats(window: StatsWindow, *, dropped_frames: int,
     stats["frames_total"] = window.total_frames
     stats["events_total"] = window.total_events
     if mqtt is not None:
-        stats.update({k: mqtt[k] for k in ("outbox_waiting", "outbox_dropped") if k in mqtt})
+        stats.update({k: mqtt[k] for k in MQTT_STATS if k in mqtt})
     return stats
 
 
@@ -115,7 +117,7 @@ def format_line(stats: dict[str, object]) -> str:
             parts.append(f"{name} {cam.get('fps', 0)} fps {stages}".rstrip())
     if stats.get("cpu_temp") is not None:
         parts.append(f"cpu {stats['cpu_temp']}°C")
-    for key in ("dropped_frames", "outbox_waiting", "outbox_dropped"):
+    for key in ("dropped_frames", *MQTT_STATS):
         if stats.get(key):
             parts.append(f"{key.replace('_', ' ')} {stats[key]}")
     return " | ".join(parts)
