@@ -27,11 +27,12 @@ from rpi_agent.errors import ConfigError, SourceError
 from rpi_agent.runtime.commands import CommandPolicy
 from rpi_agent.runtime.notify import Notifier
 from rpi_agent.runtime.readers import CameraReader, FrameMailbox
-from rpi_agent.runtime.stats import StatsWindow, collect_stats, format_line
+from rpi_agent.runtime.stats import Every, StatsWindow, collect_stats, format_line
 from rpi_agent.sources import parse_source
 
 if TYPE_CHECKING:
     from rpi_agent.runtime.pipeline import Pipeline
+    from rpi_agent.sinks.commands import Command
     from rpi_agent.sinks.gpio import GpioSink
     from rpi_agent.sinks.mqtt import MqttSink
     from rpi_agent.status import StatusBoard, StatusServer
@@ -78,12 +79,10 @@ class Daemon:
         self.readers: list[CameraReader] = []
         self.commands = CommandPolicy({c.name: c for c in config.cameras}, self.pipelines, self.gpio)
         self._live: set[str] = set()
-        self._next_stats = 0.0
-        self._next_status = self._next_line = 0.0
+        self._stats_timer = self._status_timer = Every(0.0, now=0.0)
+        self._line_timer = Every(LINE_INTERVAL, now=0.0)
         self.on_status = on_status
         self._faces: dict[str, int] = {}
-        stats_every = config.logging.stats_interval
-        self._status_every = min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL
 
     # -- building -------------------------------------------------------------------------------
     def _build_detector(self) -> Detector:
@@ -155,7 +154,7 @@ class Daemon:
             else:
                 shared = shared or self._build_detector()
                 detector = shared
-            self.pipelines[camera.name] = Pipeline(camera, detector)
+            self.pipelines[camera.name] = Pipeline(camera, detector, min_score=self.config.min_score(camera))
             source = open_source(spec, camera, lores_size=detector.input_size or DEFAULT_LORES,
                                  on_state=self._on_state)
             if source.live:
@@ -173,8 +172,8 @@ class Daemon:
         if self.board is not None:
             self.board.state(camera, feature, value)
 
-    def _on_command(self, camera: str, feature: str, payload: str) -> str | None:
-        state = self.commands(camera, feature, payload)
+    def _on_command(self, camera: str, feature: str, command: Command) -> str | None:
+        state = self.commands(camera, feature, command)
         if state is not None and self.board is not None:
             self.board.state(camera, feature, state)
         return state
@@ -225,9 +224,9 @@ class Daemon:
         log.info("running: %s", names)
         self.notifier.ready(status=f"running: {names}")
         self.notifier.watchdog(force=True)
-        now = time.monotonic()
-        self._next_stats = now + self.config.logging.stats_interval
-        self._next_status = now + self._status_every
+        now, stats_every = time.monotonic(), self.config.logging.stats_interval
+        self._stats_timer = Every(stats_every, now=now)
+        self._status_timer = Every(min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL, now=now)
 
     def _publish_initial_states(self) -> None:
         # Retained states are (re)sent on every connect, so subscribers see LOCKED from the start.
@@ -279,16 +278,12 @@ class Daemon:
             if expired is not None:
                 self._publish(expired, count=False)
         now = time.monotonic()
-        if now >= self._next_status:
-            self._next_status = now + self._status_every
+        if self._status_timer.due(now):
             self.notifier.status(f"{self.stats.snapshot(reset=False)['fps']} fps, "
                                  f"{self.stats.total_frames} frames, {self.stats.total_events} events")
-        if self.on_status is not None and now >= self._next_line:
-            self._next_line = now + LINE_INTERVAL
+        if self.on_status is not None and self._line_timer.due(now):
             self.on_status(self.live_status())
-        interval = self.config.logging.stats_interval
-        if interval > 0 and now >= self._next_stats:
-            self._next_stats = now + interval
+        if self._stats_timer.due(now):
             self.report_stats()
 
     def live_status(self) -> dict[str, object]:
@@ -313,15 +308,15 @@ class Daemon:
         self.notifier.stopping()
         self.notifier.watchdog(force=True)
         for reader in self.readers:
-            self._guard(f"stopping camera {reader.source.camera}", reader.stop)
-        self._guard("ending open faces", self._flush_pipelines)
+            _guarded(f"stopping camera {reader.source.camera}", reader.stop)
+        _guarded("ending open faces", self._flush_pipelines)
         for name, sink in self.gpio.items():
-            self._guard(f"closing GPIO of {name} (relay LOCKED)", sink.close)
-        self._guard("final stats", self.report_stats)
+            _guarded(f"closing GPIO of {name} (relay LOCKED)", sink.close)
+        _guarded("final stats", self.report_stats)
         if self.mqtt is not None:
-            self._guard("closing MQTT", self.mqtt.close)
+            _guarded("closing MQTT", self.mqtt.close)
         if self.status_server is not None:
-            self._guard("closing the status page", self.status_server.close)
+            _guarded("closing the status page", self.status_server.close)
         self.notifier.close()
         log.info("stopped after %d frame(s), %d event(s)", self.stats.total_frames, self.stats.total_events)
 
@@ -333,10 +328,10 @@ class Daemon:
                 log.info("camera %s: ending %d open face(s)", name, len(closing.events))
                 self._publish(closing, count=False)
 
-    @staticmethod
-    def _guard(what: str, step: Callable[[], object]) -> None:
-        # Shutdown must reach the relay and the broker even if an earlier step fails.
-        try:
-            step()
-        except Exception:
-            log.exception("shutdown: %s failed", what)
+
+def _guarded(what: str, step: Callable[[], object]) -> None:
+    # Shutdown must reach the relay and the broker even if an earlier step fails.
+    try:
+        step()
+    except Exception:
+        log.exception("shutdown: %s failed", what)
