@@ -114,8 +114,8 @@ class TimedDaemon(Daemon):
 
     def _publish(self, result, *, count=True):  # type: ignore[no-untyped-def]
         now = time.perf_counter()
-        if not self.first and self.watch and self.status_server is not None:
-            threading.Thread(target=self._viewer, args=(self.status_server.port,), daemon=True).start()
+        if not self.first and self.watch and self.watchers.server is not None:
+            threading.Thread(target=self._viewer, args=(self.watchers.server.port,), daemon=True).start()
         self.first = self.first or now
         self.last = now
         super()._publish(result, count=count)

@@ -107,5 +107,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         return daemon.run()
     finally:
-        line.update(daemon.live_status())
+        line.update(daemon.watchers.figures())
         line.close()

@@ -28,20 +28,18 @@ from rpi_agent.runtime.commands import CommandPolicy
 from rpi_agent.runtime.notify import Notifier
 from rpi_agent.runtime.readers import CameraReader, FrameMailbox
 from rpi_agent.runtime.stats import Every, StatsWindow, collect_stats, format_line
+from rpi_agent.runtime.watchers import Watchers
 from rpi_agent.sources import parse_source
 
 if TYPE_CHECKING:
     from rpi_agent.runtime.pipeline import Pipeline
-    from rpi_agent.sinks.commands import Command
     from rpi_agent.sinks.gpio import GpioSink
     from rpi_agent.sinks.mqtt import MqttSink
-    from rpi_agent.status import StatusBoard, StatusServer
 
 log = logging.getLogger(__name__)
 
 LOOP_TIMEOUT = 0.25  # seconds the main loop waits for frames before doing its housekeeping
 STATUS_INTERVAL = 5.0
-LINE_INTERVAL = 1.0  # seconds between updates of a terminal's status line
 
 
 class Daemon:
@@ -52,7 +50,7 @@ class Daemon:
         gpio_factory: gpiozero pin factory name (``"mock"`` off a Pi); ``None``: gpiozero's default.
         max_frames: Stop after this many frames per camera (demos, tests).
         notifier: systemd notifier; by default from the environment.
-        on_status: Called about once a second with :meth:`live_status` (a terminal's status line).
+        on_status: Called about once a second with figures for a terminal's status line.
     """
 
     def __init__(
@@ -71,18 +69,14 @@ class Daemon:
         self.stop_event = threading.Event()
         self.mailbox = FrameMailbox([c.name for c in config.cameras])
         self.stats = StatsWindow()
+        self.watchers = Watchers(config, self.stats, on_status=on_status)
         self.pipelines: dict[str, Pipeline] = {}
         self.gpio: dict[str, GpioSink] = {}
         self.mqtt: MqttSink | None = None
-        self.board: StatusBoard | None = None
-        self.status_server: StatusServer | None = None
         self.readers: list[CameraReader] = []
         self.commands = CommandPolicy({c.name: c for c in config.cameras}, self.pipelines, self.gpio)
         self._live: set[str] = set()
         self._stats_timer = self._status_timer = Every(0.0, now=0.0)
-        self._line_timer = Every(LINE_INTERVAL, now=0.0)
-        self.on_status = on_status
-        self._faces: dict[str, int] = {}
 
     # -- building -------------------------------------------------------------------------------
     def _build_detector(self) -> Detector:
@@ -126,20 +120,12 @@ class Daemon:
             self.config.mqtt,
             cameras=[c.name for c in cameras],
             outbox_dir=state_dir,
-            on_command=self._on_command,
+            on_command=self.watchers.commands(self.commands),
             sw_version=__version__,
             snapshots={c.name: c.snapshot for c in cameras},
             remote_unlock=[c.name for c in cameras if c.gpio.allow_remote_unlock and c.gpio.relay_pin is not None],
             relays=[c.name for c in cameras if c.gpio.relay_pin is not None],
         )
-
-    def _build_status(self) -> None:
-        if not self.config.status.enabled:
-            return
-        from rpi_agent.status import StatusBoard, StatusServer
-
-        self.board = StatusBoard([c.name for c in self.config.cameras], events=self.config.status.events)
-        self.status_server = StatusServer(self.config.status, self.board)
 
     def _build_cameras(self) -> None:
         from rpi_agent.runtime.pipeline import Pipeline
@@ -164,19 +150,9 @@ class Daemon:
     # -- callbacks from other threads -----------------------------------------------------------
     def _on_state(self, camera: str, feature: str, value: str) -> None:
         log.info("camera %s: %s %s", camera, feature, value)
-        self._share_state(camera, feature, value)
-
-    def _share_state(self, camera: str, feature: str, value: str) -> None:
+        self.watchers.state(camera, feature, value)
         if self.mqtt is not None:
             self.mqtt.publish_state(camera, feature, value)
-        if self.board is not None:
-            self.board.state(camera, feature, value)
-
-    def _on_command(self, camera: str, feature: str, command: Command) -> str | None:
-        state = self.commands(camera, feature, command)
-        if state is not None and self.board is not None:
-            self.board.state(camera, feature, state)
-        return state
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)
@@ -211,13 +187,12 @@ class Daemon:
         # GPIO first, so the relay is held LOCKED before anything else can go wrong.
         self._build_gpio()
         self._build_mqtt()
-        self._build_status()
+        self.watchers.build()
         self._build_cameras()
         self._publish_initial_states()
         if self.mqtt is not None:
             self.mqtt.start()
-        if self.status_server is not None:
-            self.status_server.start()
+        self.watchers.start(mqtt=self.mqtt)
         for reader in self.readers:
             reader.start()
         names = ", ".join(f"{c.name} ({c.source})" for c in self.config.cameras)
@@ -231,10 +206,13 @@ class Daemon:
     def _publish_initial_states(self) -> None:
         # Retained states are (re)sent on every connect, so subscribers see LOCKED from the start.
         for camera in self.config.cameras:
-            self._share_state(camera.name, "detect", "ON" if camera.detect else "OFF")
             sink = self.gpio.get(camera.name)
-            if sink is not None and camera.gpio.relay_pin is not None:
-                self._share_state(camera.name, "relay", sink.relay_state)
+            relay = sink.relay_state if sink is not None and camera.gpio.relay_pin is not None else None
+            for feature, value in (("detect", "ON" if camera.detect else "OFF"), ("relay", relay)):
+                if value is not None:
+                    self.watchers.state(camera.name, feature, value)
+                    if self.mqtt is not None:
+                        self.mqtt.publish_state(camera.name, feature, value)
 
     def _loop(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -253,19 +231,14 @@ class Daemon:
     def _publish(self, result: FrameResult, *, count: bool = True) -> None:
         camera = result.frame.camera
         start = time.perf_counter()
-        self._faces[camera] = len(result.faces)
         gpio = self.gpio.get(camera)
         if gpio is not None:
             gpio.publish(result)
         if self.mqtt is not None:
             self.mqtt.publish(result)
         ms = {**result.ms, "sinks": (time.perf_counter() - start) * 1e3} if count else None
-        if ms is not None:
-            self.stats.add(camera, ms, events=len(result.events))
-        else:  # faces ended by the clock or at shutdown: events, but no frame
-            self.stats.total_events += len(result.events)
-        if self.board is not None:
-            self.board.frame(result, ms=ms)
+        self.stats.add(camera, ms, events=len(result.events))  # ms None: faces ended by the clock, no frame
+        self.watchers.frame(result, ms=ms)
         # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
         for event in result.events:
             log.info("camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
@@ -281,17 +254,9 @@ class Daemon:
         if self._status_timer.due(now):
             self.notifier.status(f"{self.stats.snapshot(reset=False)['fps']} fps, "
                                  f"{self.stats.total_frames} frames, {self.stats.total_events} events")
-        if self.on_status is not None and self._line_timer.due(now):
-            self.on_status(self.live_status())
+        self.watchers.tick(now)
         if self._stats_timer.due(now):
             self.report_stats()
-
-    def live_status(self) -> dict[str, object]:
-        """For a person watching: fps, faces in view now, events and frames so far, outbox (None: no MQTT)."""
-        outbox = self.mqtt.stats()["outbox_waiting"] if self.mqtt is not None else None
-        fps = self.stats.snapshot(reset=False)["fps"] or self.stats.last_fps  # just after a report: the last one
-        return {"fps": fps, "faces": sum(self._faces.values()),
-                "events": self.stats.total_events, "frames": self.stats.total_frames, "outbox": outbox}
 
     def report_stats(self) -> dict[str, object]:
         """Log the stats line and publish the stats topic; returns what was reported."""
@@ -315,8 +280,7 @@ class Daemon:
         _guarded("final stats", self.report_stats)
         if self.mqtt is not None:
             _guarded("closing MQTT", self.mqtt.close)
-        if self.status_server is not None:
-            _guarded("closing the status page", self.status_server.close)
+        _guarded("closing the status page", self.watchers.close)
         self.notifier.close()
         log.info("stopped after %d frame(s), %d event(s)", self.stats.total_frames, self.stats.total_events)
 
