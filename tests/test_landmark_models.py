@@ -110,7 +110,7 @@ def test_another_networks_state_dict_is_refused(verify_report: dict[str, Any]) -
 
 
 @pytest.mark.parametrize("name", LANDMARK_VARIANTS)
-def test_built_int8_takes_raw_rgb_bytes_and_has_three_matching_outputs(name: str) -> None:
+def test_built_int8_takes_raw_rgb_pixels_and_has_three_matching_outputs(name: str) -> None:
     from ai_edge_litert.interpreter import Interpreter
 
     variant = load_manifest().variant(name)
@@ -119,8 +119,8 @@ def test_built_int8_takes_raw_rgb_bytes_and_has_three_matching_outputs(name: str
         pytest.fail(f"{path} is not built: run `faceagent models build {name}`")
     interp = Interpreter(model_path=str(path))
     (inp,) = interp.get_input_details()
-    assert inp["dtype"] == np.uint8 and list(inp["shape"]) == [1, variant.height, variant.width, 3]
-    assert inp["quantization"] == (1.0, 0)  # the mean subtraction is inside the graph
+    assert inp["dtype"] == np.int8 and list(inp["shape"]) == [1, variant.height, variant.width, 3]
+    assert inp["quantization"] == (1.0, -128)  # raw pixels (the mean subtraction is in the graph), top bit flipped
     outputs = {int(o["shape"][-1]): o for o in interp.get_output_details()}
     assert sorted(outputs) == [2, 4, 10]
     for dim, detail in outputs.items():

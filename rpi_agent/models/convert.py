@@ -85,15 +85,19 @@ def onnx_to_saved_model(onnx_path: Path, out_dir: Path) -> Path:
 
 
 def quantize_full_int8(saved_model: Path, samples: list[np.ndarray], *, per_channel: bool = True) -> bytes:
-    """Full-integer quantisation: int8 weights and activations, uint8 input, int8 outputs.
+    """Full-integer quantisation: int8 weights, activations, input and outputs.
 
     ``per_channel=False`` quantises each weight tensor with one scale: every channel of a
     per-channel tensor (and of its bias) costs 12 bytes of scale and zero point, about 100 KB in
     the landmark slim/RFB networks, which hold their accuracy without it (docs/accuracy.md).
 
     Calibration on the given samples (float NHWC, normalised) fixes the input range to the
-    normalised pixel range, so the uint8 input comes out with scale 1/128 and zero point 127:
-    raw RGB bytes go straight in.
+    normalised pixel range, so the int8 input comes out with scale 1/128 and zero point -1 (for
+    the landmark builds, which take raw pixels: scale 1 and zero point -128):
+    an RGB byte ``v`` goes in as ``v ^ 0x80`` read as int8 (``v - 128``). A uint8 input would
+    make the converter put a QUANTIZE (uint8 -> int8) in front of the first convolution, which
+    XNNPACK runs as a full requantisation of the frame: 15 % of the whole network's time on
+    x86 (see docs/performance.md), where the detector's XOR costs a twentieth of that.
     """
     import tensorflow as tf
 
@@ -105,7 +109,7 @@ def quantize_full_int8(saved_model: Path, samples: list[np.ndarray], *, per_chan
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.representative_dataset = representative
-    converter.inference_input_type = tf.uint8
+    converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     if not per_channel:
         converter._experimental_disable_per_channel = True
@@ -131,16 +135,17 @@ def check_int8_io(io: dict[str, Any], *, num_priors: int, width: int, height: in
                   std: float = 128.0, landmarks: bool = False) -> list[str]:
     """Problems with an INT8 model's interface; empty when it is what the detector expects.
 
-    The uint8 input must decode as ``(byte - mean) / std`` (scale ``1/std``, zero point ``mean``),
-    so raw RGB bytes go straight in.
+    The int8 input must decode as ``(byte - mean) / std`` for ``byte ^ 0x80`` read as int8
+    (scale ``1/std``, zero point ``mean - 128``), so RGB bytes go in with one XOR.
     """
     problems = []
     (inp,) = io["inputs"]
-    if inp["shape"] != [1, height, width, 3] or inp["dtype"] != "uint8":
-        problems.append(f"input is {inp['dtype']}{inp['shape']}, expected uint8[1, {height}, {width}, 3]")
-    elif abs(inp["scale"] - 1 / std) > 1e-6 or inp["zero_point"] != round(mean):
+    expected_zero = round(mean) - 128
+    if inp["shape"] != [1, height, width, 3] or inp["dtype"] != "int8":
+        problems.append(f"input is {inp['dtype']}{inp['shape']}, expected int8[1, {height}, {width}, 3]")
+    elif abs(inp["scale"] - 1 / std) > 1e-6 or inp["zero_point"] != expected_zero:
         problems.append(f"input quantisation scale={inp['scale']} zero_point={inp['zero_point']}, "
-                        f"expected {1 / std:g} and {round(mean)} (raw RGB bytes)")
+                        f"expected {1 / std:g} and {expected_zero} (RGB bytes with the top bit flipped)")
     by_dim = {o["shape"][-1]: o for o in io["outputs"]}
     widths = (2, 4, 10) if landmarks else (2, 4)
     if len(io["outputs"]) != len(widths):
