@@ -210,7 +210,7 @@ class RawPixelInput(nn.Module):
 
     The RGB-to-BGR swap is folded into the first convolution's input channels (exact); the
     mean subtraction stays one constant subtraction in the graph, so the INT8 model's input is
-    the camera's uint8 RGB bytes with scale 1 and zero point 0.
+    the camera's RGB bytes themselves (scale 1; as int8, zero point -128).
     """
 
     def __init__(self, net: LandmarkSSD | RetinaFaceMobileNet) -> None:
