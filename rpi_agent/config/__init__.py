@@ -3,7 +3,7 @@
 Sections live beside this module (``camera.py``, ``mqtt.py``, ``app.py``) and follow the field
 convention of :mod:`rpi_agent.config.schema`. :func:`load_config` is the only entry point that
 touches the disk: it reads the file, applies overrides, validates, then checks what needs I/O
-(the model file) so every failure is one :class:`ConfigError` line naming the key.
+(:mod:`rpi_agent.config.checks`) so every failure is one :class:`ConfigError` line naming the key.
 
 Example:
     >>> cfg = load_config("config.toml", overrides={"cameras[0].source": "photos/"})  # doctest: +SKIP
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,9 +23,10 @@ from typing import Any
 
 from rpi_agent.config.app import DetectorConfig, LoggingConfig, PathsConfig
 from rpi_agent.config.camera import CameraConfig
+from rpi_agent.config.checks import camera_uses_own_detector, check_environment
 from rpi_agent.config.mqtt import MqttConfig, check_tls_files
 from rpi_agent.config.schema import apply_override, load_section, to_dict
-from rpi_agent.errors import ConfigError, ModelError
+from rpi_agent.errors import ConfigError
 
 DEFAULT_PATHS = (Path("/etc/faceagent/config.toml"),)
 """Where ``faceagent run`` looks when no ``--config`` is given (then the built-in defaults)."""
@@ -38,6 +38,7 @@ __all__ = [
     "LoggingConfig",
     "MqttConfig",
     "PathsConfig",
+    "camera_uses_own_detector",
     "load_config",
     "parse_config",
 ]
@@ -69,6 +70,7 @@ class AppConfig:
             if camera.name in seen:
                 raise ValueError(f"cameras[{index}].name: {camera.name!r} is used by another camera")
             seen.add(camera.name)
+        _check_shared_hardware(self.cameras)
 
     def __repr__(self) -> str:
         return f"AppConfig({self.redacted_json()})"
@@ -90,6 +92,41 @@ class AppConfig:
             if camera.name == name:
                 return camera
         raise KeyError(name)
+
+
+def _check_shared_hardware(cameras: tuple[CameraConfig, ...]) -> None:
+    """A GPIO pin or a capture device belongs to one camera: two claims fail only at run time."""
+    pins: dict[int, str] = {}
+    devices: dict[str, str] = {}
+    for index, camera in enumerate(cameras):
+        for key in ("relay_pin", "led_pin", "buzzer_pin"):
+            pin = getattr(camera.gpio, key)
+            where = f"cameras[{index}].gpio.{key}"
+            if pin is not None and pin in pins:
+                raise ValueError(f"{where}: GPIO {pin} is already used by {pins[pin]}")
+            if pin is not None:
+                pins[pin] = where
+        device = exclusive_device(camera.source)
+        if device is not None and device in devices:
+            raise ValueError(f"cameras[{index}].source: {camera.source!r} is already used by {devices[device]}")
+        if device is not None:
+            devices[device] = f"cameras[{index}].source"
+
+
+def exclusive_device(source: str) -> str | None:
+    """The device a source string opens for itself alone (a camera, a serial port), normalised; else None.
+
+    Files, folders and network streams can be read by several cameras at once.
+    """
+    if source == "picamera" or source.startswith("picamera:"):
+        return f"picamera:{source.partition(':')[2] or '0'}"
+    if source.startswith("k210:"):
+        return source.partition("?")[0]
+    if source.isdigit():
+        return f"/dev/video{int(source)}"
+    if source.startswith("/dev/"):
+        return source
+    return None
 
 
 def parse_config(raw: Mapping[str, Any], *, overrides: Mapping[str, Any] | None = None) -> AppConfig:
@@ -123,32 +160,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
-
-
-def check_model(config: AppConfig) -> Path:
-    """The model file the detector will load; the one check that needs the disk.
-
-    Raises:
-        ConfigError: ``detector.model: ...`` when the file is missing or unreadable.
-    """
-    from rpi_agent.face_detector import resolve_model
-
-    if all(camera_uses_own_detector(c) for c in config.cameras):
-        return Path(config.detector.model)
-    try:
-        path = resolve_model(config.detector.model)
-    except ModelError as exc:
-        raise ConfigError(f"detector.model: {exc}") from None
-    if not path.is_file():
-        raise ConfigError(f"detector.model: {path} does not exist")
-    if not os.access(path, os.R_OK):
-        raise ConfigError(f"detector.model: {path} is not readable")
-    return path
-
-
-def camera_uses_own_detector(camera: CameraConfig) -> bool:
-    """Whether the camera's source detects faces itself (a K210 board), so needs no model."""
-    return camera.source.startswith("k210:")
+    except ValueError as exc:
+        # e.g. an integer of more than 4300 digits, which Python refuses to convert
+        raise ConfigError(f"{path}: cannot parse the config file: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply") from None
 
 
 def load_config(
@@ -159,8 +175,8 @@ def load_config(
     Args:
         path: The TOML file; ``None`` means the built-in defaults (plus overrides).
         overrides: Dotted keys set after reading, e.g. ``{"cameras[0].source": "photos/"}``.
-        check_files: Also check that the model and the TLS files can be read (what ``run`` and
-            ``check-config`` do).
+        check_files: Also check what ``run`` will open (the model, file sources, the state directory,
+            the TLS files; :mod:`rpi_agent.config.checks`), as ``run`` and ``check-config`` do.
 
     Raises:
         ConfigError: One line naming the file or the key.
@@ -168,7 +184,7 @@ def load_config(
     raw = read_toml(Path(path)) if path is not None else {}
     config = parse_config(raw, overrides=overrides)
     if check_files:
-        check_model(config)
+        check_environment(config)
         if config.mqtt.enabled:
             check_tls_files(config.mqtt)
     return config
