@@ -7,7 +7,7 @@ Two worker processes run on them, one after the other, so each peak RSS is its o
 
 - ``bare``: ``FaceDetector.detect`` (preprocess, TFLite, decode) in a loop, plus the interpreter's
   ``invoke`` alone;
-- ``daemon``: the real :class:`rpi_agent.daemon.Daemon` on an image-folder source played as fast as it
+- ``daemon``: the real :class:`rpi_agent.runtime.daemon.Daemon` on an image-folder source played as fast as it
   goes (fps 0, every frame processed), mock GPIO pins with a relay and LED, and a throwaway local
   Mosquitto when the binary is installed (else MQTT off; the JSON says which).
 
@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from rpi_agent.config import parse_config
-from rpi_agent.daemon import Daemon
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.detection.preprocess import fit_to_input
+from rpi_agent.imaging.files import load_rgb
 from rpi_agent.paths import shared_dir
-from rpi_agent.preprocess import fit_to_input
+from rpi_agent.runtime.daemon import Daemon
 
 
 def peak_rss_mb() -> float:

@@ -23,8 +23,8 @@ from paho.mqtt.properties import Properties
 
 from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.config.mqtt import HomeAssistantConfig, MqttConfig, OutboxConfig
+from rpi_agent.domain import FaceEvent, Frame, FrameResult, TrackedFace
 from rpi_agent.sinks.mqtt import MqttSink
-from rpi_agent.types import FaceEvent, Frame, FrameResult, TrackedFace
 
 WAIT = 20.0
 """Upper bound for any wait on the broker; tests normally finish far sooner."""

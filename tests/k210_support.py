@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpi_agent.decoder import DecodeOptions, postprocess
+from rpi_agent.detection.decoder import DecodeOptions, postprocess
+from rpi_agent.detection.preprocess import fit_to_input
+from rpi_agent.detection.priors import PriorSpec, generate_priors
+from rpi_agent.domain import Detection
 from rpi_agent.errors import FaceAgentError
-from rpi_agent.images import iter_image_paths, load_rgb
+from rpi_agent.imaging.files import iter_image_paths, load_rgb
 from rpi_agent.k210.micropython import run_micropython
 from rpi_agent.paths import models_dir, shared_dir
-from rpi_agent.preprocess import fit_to_input
-from rpi_agent.priors import PriorSpec, generate_priors
-from rpi_agent.types import Detection
 
 KMODELS = ("slim-320", "RFB-320")
 WIDTH, HEIGHT = 320, 240

@@ -25,10 +25,10 @@ from broker import Broker
 from broker_fixtures import Recorder
 from PIL import Image
 
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.domain import Detection
+from rpi_agent.imaging.files import load_rgb
 from rpi_agent.paths import REPO_ROOT, cache_dir
-from rpi_agent.types import Detection
 
 pytestmark = pytest.mark.arm64
 

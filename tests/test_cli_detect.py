@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rpi_agent.images import load_rgb
+from rpi_agent.imaging.files import load_rgb
 
 
 def faceagent(*args, check=False):

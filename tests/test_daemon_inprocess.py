@@ -15,10 +15,10 @@ from gpiozero.pins.mock import MockFactory
 from paho.mqtt.enums import CallbackAPIVersion
 
 from rpi_agent.config import parse_config
-from rpi_agent.daemon import Daemon
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
-from rpi_agent.pipeline import Pipeline
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.runtime.daemon import Daemon
+from rpi_agent.runtime.pipeline import Pipeline
 
 RELAY, LED = 17, 27
 

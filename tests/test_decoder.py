@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rpi_agent.decoder import (
+from rpi_agent.detection.decoder import (
     DecodeOptions,
     Quantization,
     candidates_above,
@@ -11,7 +11,7 @@ from rpi_agent.decoder import (
     iou_matrix,
     postprocess,
 )
-from rpi_agent.priors import PriorSpec, generate_priors
+from rpi_agent.detection.priors import PriorSpec, generate_priors
 
 SPEC = PriorSpec(320, 240)
 

@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from rpi_agent.decoder import Quantization
-from rpi_agent.detector import TFLiteDetector, input_lut
+from rpi_agent.detection.decoder import Quantization
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.detection.priors import PriorSpec
+from rpi_agent.detection.tflite import TFLiteDetector, input_lut
 from rpi_agent.errors import ModelError
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
-from rpi_agent.priors import PriorSpec
+from rpi_agent.imaging.files import load_rgb
 
 
 def test_input_lut_identity_for_raw_uint8_and_shift_for_int8():

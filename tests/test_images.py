@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from rpi_agent.errors import ImageError
-from rpi_agent.images import iter_image_paths, load_rgb
+from rpi_agent.imaging.files import iter_image_paths, load_rgb
 
 
 def test_real_photo_loads_as_rgb(faces_dir):

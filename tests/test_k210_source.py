@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from rpi_agent.domain import Detection
 from rpi_agent.errors import ConfigError, ProtocolError, SourceError
 from rpi_agent.sources.k210 import K210Source, parse_line, parse_spec
-from rpi_agent.types import Detection
 
 WAIT = 10.0  # seconds to wait for something that normally takes milliseconds
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from rpi_agent.secrets import Secret, read_secret, redact_text, redact_url
+from rpi_agent.credentials import Secret, read_secret, redact_text, redact_url
+from rpi_agent.domain import FaceEvent, TrackedFace
 from rpi_agent.sinks.delivery import Delivery
 from rpi_agent.sinks.discovery import discovery_messages
 from rpi_agent.sinks.topics import PayloadError, Topics, check_command, event_payload, normalise_command
-from rpi_agent.types import FaceEvent, TrackedFace
 
 TOPICS = Topics("faceagent")
 

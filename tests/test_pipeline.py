@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from rpi_agent.config.camera import CameraConfig, FiltersConfig, TrackerConfig, ZoneConfig
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.domain import Detection, Frame, FrameResult
 from rpi_agent.errors import ConfigError
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
-from rpi_agent.pipeline import Pipeline
-from rpi_agent.types import Detection, Frame, FrameResult
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.runtime.pipeline import Pipeline
 
 
 class Clock:

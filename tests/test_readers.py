@@ -6,10 +6,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+from rpi_agent.domain import Frame
 from rpi_agent.errors import SourceError
-from rpi_agent.readers import CameraReader, FrameMailbox
-from rpi_agent.stats import StatsWindow, cpu_temperature, format_line
-from rpi_agent.types import Frame
+from rpi_agent.runtime.readers import CameraReader, FrameMailbox
+from rpi_agent.runtime.stats import StatsWindow, cpu_temperature, format_line
 
 
 class ScriptedCamera:

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 from rpi_agent.config.camera import CameraConfig
+from rpi_agent.domain import Frame
 from rpi_agent.errors import ConfigError, SourceError
-from rpi_agent.images import load_rgb
+from rpi_agent.imaging.files import load_rgb
 from rpi_agent.sources import open_source
 from rpi_agent.sources.common import ENDED, ONLINE, RETRYING, Backoff, orient
 from rpi_agent.sources.images import ImageFolderSource
 from rpi_agent.sources.opencv import OpenCVSource, redact_url
 from rpi_agent.sources.picamera import PicameraSource, bgr888_to_rgb, bgr_to_rgb, yuv420_to_rgb
-from rpi_agent.types import Frame
 
 VIDEO_SIZE = (320, 240)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rpi_agent.notify import Notifier
 from rpi_agent.paths import REPO_ROOT
+from rpi_agent.runtime.notify import Notifier
 
 UNIT = REPO_ROOT / "systemd" / "faceagent.service"
 MAX_EXPOSURE = 2.0
@@ -180,8 +180,8 @@ def test_daemon_stops_cleanly_on_sigterm(tmp_path, notify_socket, faces_dir, bui
 
 def test_a_hung_pipeline_stops_the_watchdog_pings(tmp_path, notify_socket, faces_dir, built_model, monkeypatch):
     from rpi_agent.config import parse_config
-    from rpi_agent.daemon import Daemon
-    from rpi_agent.pipeline import Pipeline
+    from rpi_agent.runtime.daemon import Daemon
+    from rpi_agent.runtime.pipeline import Pipeline
 
     sock, path = notify_socket
     config = parse_config({

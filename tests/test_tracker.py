@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from rpi_agent.config.camera import TrackerConfig
-from rpi_agent.tracker import Tracker, default_id, greedy_match, iou_matrix
-from rpi_agent.types import Detection, FaceEvent
+from rpi_agent.domain import Detection, FaceEvent
+from rpi_agent.tracking.tracker import Tracker, default_id, greedy_match, iou_matrix
 
 
 class Clock:

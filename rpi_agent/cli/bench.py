@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 
 from rpi_agent.cli.detect import positive_int
+from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import FaceAgentError, ImageError, ModelError
 from rpi_agent.paths import shared_dir
-from rpi_agent.preprocess import RESIZE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from rpi_agent.face_detector import DEFAULT_RESIZE
+    from rpi_agent.detection.face_detector import DEFAULT_RESIZE
 
     parser = sub.add_parser(
         "bench", help="time preprocess / inference / decode of the built models",
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_images(folder: Path | None) -> list:
-    from rpi_agent.images import iter_image_paths, load_rgb
+    from rpi_agent.imaging.files import iter_image_paths, load_rgb
 
     if folder is None:
         raise ImageError("no --images given and ../shared/data/faces is not available")

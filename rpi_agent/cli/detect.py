@@ -8,12 +8,12 @@ import logging
 import sys
 from pathlib import Path
 
-from rpi_agent.annotate import draw_faces, write_jpeg
-from rpi_agent.decoder import DecodeOptions
+from rpi_agent.detection.decoder import DecodeOptions
+from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, FaceDetector
+from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import FaceAgentError, ImageError
-from rpi_agent.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, FaceDetector
-from rpi_agent.images import iter_image_paths, load_rgb
-from rpi_agent.preprocess import RESIZE_MODES
+from rpi_agent.imaging.annotate import draw_faces, write_jpeg
+from rpi_agent.imaging.files import iter_image_paths, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _record(path: Path, rgb_shape: tuple[int, ...], result: object) -> dict:
-    from rpi_agent.face_detector import DetectionResult
+    from rpi_agent.detection.face_detector import DetectionResult
 
     assert isinstance(result, DetectionResult)
     return {

@@ -11,8 +11,8 @@ from urllib.parse import unquote, urlsplit
 from rpi_agent.cli.config_check import default_config_path
 from rpi_agent.cli.detect import positive_int
 from rpi_agent.config import load_config
+from rpi_agent.credentials import redact_url
 from rpi_agent.errors import ConfigError
-from rpi_agent.secrets import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def build_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpi_agent.daemon import Daemon
+    from rpi_agent.runtime.daemon import Daemon
 
     path = args.config or default_config_path()
     config = load_config(path, overrides=build_overrides(args))

@@ -47,7 +47,7 @@ def check_model(config: AppConfig) -> Path:
         return Path(config.detector.model)
     import numpy as np
 
-    from rpi_agent.face_detector import FaceDetector, resolve_model
+    from rpi_agent.detection.face_detector import FaceDetector, resolve_model
 
     try:
         path = resolve_model(config.detector.model)

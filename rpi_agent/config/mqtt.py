@@ -2,7 +2,7 @@
 
 Pure data following the field convention of :mod:`rpi_agent.config.schema`. Secrets are never
 read here: ``password_env`` and ``password_credential`` only name where the password lives, and
-:func:`rpi_agent.secrets.read_secret` fetches it when the sink starts.
+:func:`rpi_agent.credentials.read_secret` fetches it when the sink starts.
 
 Example (``config.toml``)::
 

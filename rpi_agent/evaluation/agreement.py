@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rpi_agent.decoder import DecodeOptions
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
-from rpi_agent.types import Detection
+from rpi_agent.detection.decoder import DecodeOptions
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.domain import Detection
+from rpi_agent.imaging.files import load_rgb
 
 AGREEMENT_IOU = 0.5
 AGREEMENT_SCORE = 0.6

@@ -28,8 +28,9 @@ from paho.mqtt.properties import Properties
 
 from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.config.mqtt import MqttConfig, check_tls_files
+from rpi_agent.credentials import read_secret
+from rpi_agent.domain import FrameResult
 from rpi_agent.errors import ConfigError
-from rpi_agent.secrets import read_secret
 from rpi_agent.sinks.commands import CommandHandler, CommandRouter
 from rpi_agent.sinks.connection import default_client_id, describe_connect_error, refusal_hint
 from rpi_agent.sinks.delivery import Delivery
@@ -37,7 +38,6 @@ from rpi_agent.sinks.discovery import discovery_messages
 from rpi_agent.sinks.outbox import Outbox, OutboxError
 from rpi_agent.sinks.snapshot import snapshot_for
 from rpi_agent.sinks.topics import Topics, event_payload
-from rpi_agent.types import FrameResult
 
 logger = logging.getLogger(__name__)
 

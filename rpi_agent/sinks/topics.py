@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from rpi_agent.types import FaceEvent
+from rpi_agent.domain import FaceEvent
 
 ON_OFF = ("ON", "OFF")
 UNLOCK_WORDS = ("ON", "PRESS", "UNLOCK")

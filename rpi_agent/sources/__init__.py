@@ -84,6 +84,6 @@ def open_source(
 
 
 def _is_image(path: Path) -> bool:
-    from rpi_agent.images import IMAGE_SUFFIXES
+    from rpi_agent.imaging.files import IMAGE_SUFFIXES
 
     return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
-from rpi_agent.types import Frame
+from rpi_agent.domain import Frame
 
 
 @runtime_checkable

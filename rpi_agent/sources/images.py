@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rpi_agent.domain import Frame
 from rpi_agent.errors import ImageError, SourceError
-from rpi_agent.images import IMAGE_SUFFIXES, load_rgb
+from rpi_agent.imaging.files import IMAGE_SUFFIXES, load_rgb
 from rpi_agent.sources.common import ENDED, ONLINE, Pacer, SourceStatus, StateCallback, orient
-from rpi_agent.types import Frame
 
 log = logging.getLogger(__name__)
 

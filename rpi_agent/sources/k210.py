@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from rpi_agent.domain import Detection, Frame
 from rpi_agent.errors import ConfigError, ProtocolError, SourceError
 from rpi_agent.sources.common import ENDED, ONLINE, RETRYING, SourceStatus, StateCallback
-from rpi_agent.types import Detection, Frame
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class K210Source:
 
     Iterating yields ``(timestamp, faces)`` per board frame: the host's wall-clock time the
     line arrived, and the faces in the board's frame pixels. :meth:`frames` yields the same as
-    :class:`rpi_agent.types.Frame` objects (``rgb=None``, ``detections`` filled) for the
+    :class:`rpi_agent.domain.Frame` objects (``rgb=None``, ``detections`` filled) for the
     pipeline. Both end when :meth:`close` is called, from any thread.
 
     Args:

@@ -1,7 +1,7 @@
 """The daemon: builds every stage from the config, runs the main loop, shuts down in order.
 
 This is the only module that picks concrete adapters (sources, detector, MQTT and GPIO sinks).
-Threads: one reader per camera (see :mod:`rpi_agent.readers`) and paho's network thread; the
+Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`) and paho's network thread; the
 pipelines and sinks run on the main thread. The relay is fail-secure: every exit path (signal,
 end of input, exception) closes the GPIO sinks, which leaves the relay LOCKED.
 
@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING
 
 from rpi_agent import __version__
 from rpi_agent.config import AppConfig, CameraConfig, camera_uses_own_detector
+from rpi_agent.domain import FrameResult
 from rpi_agent.errors import ConfigError, SourceError
-from rpi_agent.notify import Notifier
-from rpi_agent.readers import CameraReader, FrameMailbox
-from rpi_agent.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
-from rpi_agent.types import FrameResult
+from rpi_agent.runtime.notify import Notifier
+from rpi_agent.runtime.readers import CameraReader, FrameMailbox
+from rpi_agent.runtime.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
 
 if TYPE_CHECKING:
-    from rpi_agent.face_detector import FaceDetector
-    from rpi_agent.pipeline import Pipeline
+    from rpi_agent.detection.face_detector import FaceDetector
+    from rpi_agent.runtime.pipeline import Pipeline
     from rpi_agent.sinks.gpio import GpioSink
     from rpi_agent.sinks.mqtt import MqttSink
 
@@ -87,8 +87,8 @@ class Daemon:
     def _build_detector(self) -> FaceDetector | None:
         if all(camera_uses_own_detector(c) for c in self.config.cameras):
             return None
-        from rpi_agent.decoder import DecodeOptions
-        from rpi_agent.face_detector import FaceDetector
+        from rpi_agent.detection.decoder import DecodeOptions
+        from rpi_agent.detection.face_detector import FaceDetector
 
         cfg = self.config.detector
         detector = FaceDetector.from_model(
@@ -133,7 +133,7 @@ class Daemon:
         )
 
     def _build_cameras(self, detector: FaceDetector | None) -> None:
-        from rpi_agent.pipeline import Pipeline
+        from rpi_agent.runtime.pipeline import Pipeline
         from rpi_agent.sources import DEFAULT_LORES, open_source
 
         lores = (detector.detector.width, detector.detector.height) if detector is not None else DEFAULT_LORES

@@ -11,13 +11,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rpi_agent.config.camera import CameraConfig, FiltersConfig
+from rpi_agent.domain import Detection, FaceEvent, Frame, FrameResult
 from rpi_agent.errors import ConfigError
-from rpi_agent.tracker import Tracker
-from rpi_agent.types import Detection, FaceEvent, Frame, FrameResult
-from rpi_agent.zones import ZoneSet
+from rpi_agent.tracking.tracker import Tracker
+from rpi_agent.tracking.zones import ZoneSet
 
 if TYPE_CHECKING:
-    from rpi_agent.face_detector import FaceDetector
+    from rpi_agent.detection.face_detector import FaceDetector
 
 
 def keep_detection(det: Detection, filters: FiltersConfig) -> bool:

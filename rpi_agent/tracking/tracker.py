@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rpi_agent.config.camera import TrackerConfig
-from rpi_agent.types import Box, Detection, FaceEvent, TrackedFace
-from rpi_agent.zones import merge_entered
+from rpi_agent.domain import Box, Detection, FaceEvent, TrackedFace
+from rpi_agent.tracking.zones import merge_entered
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

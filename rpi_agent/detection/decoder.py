@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rpi_agent.priors import PriorSpec
+from rpi_agent.detection.priors import PriorSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +178,7 @@ def postprocess(
     Args:
         scores: ``(N,)`` face-class scores (after softmax), float or quantised.
         loc: ``(N, 4)`` regression offsets, float or quantised.
-        priors: ``(N, 4)`` ``(cx, cy, w, h)`` from :func:`rpi_agent.priors.generate_priors`, normalised,
+        priors: ``(N, 4)`` ``(cx, cy, w, h)`` from :func:`rpi_agent.detection.priors.generate_priors`, normalised,
             or scaled to pixels (then the boxes come out in pixels too).
         spec: Prior layout (variances).
         score_quant: Quantisation of ``scores``.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rpi_agent.types import Detection
+from rpi_agent.domain import Detection
 
 _GREEN = (0, 200, 0)
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rpi_agent.decoder import DecodeOptions, postprocess
-from rpi_agent.detector import TFLiteDetector
+from rpi_agent.detection.decoder import DecodeOptions, postprocess
+from rpi_agent.detection.preprocess import ResizeMode, fit_to_input
+from rpi_agent.detection.priors import PriorSpec, generate_priors
+from rpi_agent.detection.tflite import TFLiteDetector
+from rpi_agent.domain import Detection
 from rpi_agent.errors import ModelError
 from rpi_agent.paths import model_file
-from rpi_agent.preprocess import ResizeMode, fit_to_input
-from rpi_agent.priors import PriorSpec, generate_priors
-from rpi_agent.types import Detection
 
 DEFAULT_MODEL = "RFB-320"
 DEFAULT_RESIZE: ResizeMode = "stretch"  # more accurate for the 320 models: docs/accuracy.md
