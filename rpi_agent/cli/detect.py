@@ -9,9 +9,15 @@ import sys
 from pathlib import Path
 
 from rpi_agent.detection.decoder import DecodeOptions
-from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, FaceDetector
+from rpi_agent.detection.face_detector import (
+    DEFAULT_MODEL,
+    DEFAULT_RESIZE,
+    VARIANT_NAME,
+    FaceDetector,
+    check_model_spec,
+)
 from rpi_agent.detection.preprocess import RESIZE_MODES
-from rpi_agent.errors import FaceAgentError, ImageError
+from rpi_agent.errors import FaceAgentError, ImageError, ModelError
 from rpi_agent.imaging.annotate import draw_faces, write_jpeg
 from rpi_agent.imaging.files import iter_image_paths, load_rgb
 
@@ -49,9 +55,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def model_arg(text: str) -> str:
+    """argparse type: a built variant ``NAME``, ``NAME:int8``, ``NAME:fp32``, or a path to a model file."""
+    try:
+        check_model_spec(text)
+    except ModelError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def variant_arg(text: str) -> str:
+    """argparse type: a built variant's name (``RFB-320``, ``RFB-320@480x360``), no precision, no path."""
+    if not VARIANT_NAME.match(text):
+        raise argparse.ArgumentTypeError(f"not a variant name: {text[:60]!r} (e.g. RFB-320, slim-640; "
+                                         "see `faceagent models list`)")
+    return text
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, *, threshold: float) -> None:
     """The options every command that runs the detector shares."""
-    parser.add_argument("--model", default=DEFAULT_MODEL,
+    parser.add_argument("--model", type=model_arg, default=DEFAULT_MODEL,
                         help="built variant NAME[:fp32] (see `faceagent models list`) or a .tflite path "
                              f"(default {DEFAULT_MODEL}, INT8)")
     parser.add_argument("--threshold", type=unit_float, default=threshold,

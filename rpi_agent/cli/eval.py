@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from rpi_agent.cli.detect import positive_int
+from rpi_agent.cli.detect import model_arg, positive_int
 from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import DatasetError, ModelError
 from rpi_agent.paths import shared_dir
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="evaluate existing submission files instead of running the detector")
     wider.add_argument("--gt", type=Path, default=_default("ground_truth"), metavar="DIR",
                        help="folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat")
-    wider.add_argument("--model", default=DEFAULT_MODEL,
+    wider.add_argument("--model", type=model_arg, default=DEFAULT_MODEL,
                        help=f"built variant NAME[:fp32] or a .tflite path (default {DEFAULT_MODEL}, INT8)")
     wider.add_argument("--size", type=_size, metavar="WxH",
                        help="input size; a variant name then means its build NAME@WxH")
@@ -87,8 +87,9 @@ def _register_agreement(benchmarks: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     root = shared_dir()
-    agree.add_argument("--model", default=DEFAULT_MODEL, help=f"candidate model (default {DEFAULT_MODEL}, INT8)")
-    agree.add_argument("--reference", metavar="NAME|PATH",
+    agree.add_argument("--model", type=model_arg, default=DEFAULT_MODEL,
+                       help=f"candidate model (default {DEFAULT_MODEL}, INT8)")
+    agree.add_argument("--reference", type=model_arg, metavar="NAME|PATH",
                        help="reference model (default: upstream's FP32 .tflite of the same 320 network)")
     agree.add_argument("--images", type=Path, default=root / "data" / "faces" if root else None, metavar="DIR",
                        help="photos (default ../shared/data/faces)")

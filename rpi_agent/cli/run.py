@@ -23,7 +23,8 @@ examples:
   faceagent run --config config.toml --source ../shared/data/faces --gpio-factory mock
   faceagent run --source /dev/video0 --mqtt-url mqtt://broker.lan:1883
   faceagent run --source rtsp://cam.lan/stream --mqtt-url mqtts://user:secret@broker.lan:8883
-exit status: 0 after a clean stop (SIGTERM, end of input), 78 for a config error, 1 otherwise
+exit status: 0 after a clean stop (SIGTERM, SIGINT, end of input), 128+N after another signal N (SIGHUP:
+  129, so systemd restarts it), 78 for a config error or a second daemon on the same state dir, 1 otherwise
 """
 
 
@@ -61,7 +62,9 @@ def mqtt_url_overrides(url: str) -> dict[str, Any]:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "run", help="run the daemon (cameras → faces → MQTT events, GPIO actions)",
-        description="Run the face detection daemon until SIGTERM/SIGINT or the end of every source. "
+        description="Run the face detection daemon until a signal or the end of every source. Every "
+                    "terminating signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, ...) stops it in order: "
+                    "relay LOCKED, open faces ended, `stopped` published. One daemon per state directory. "
                     "Under systemd (Type=notify) it reports readiness, status and watchdog pings.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -88,6 +91,7 @@ def build_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from rpi_agent.runtime.daemon import Daemon
+    from rpi_agent.runtime.state_lock import StateLock
 
     path = args.config or default_config_path()
     config = load_config(path, overrides=build_overrides(args))
@@ -95,4 +99,6 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(config.logging.level)
     log.info("config %s", path or "(built-in defaults)")
     log.debug("config: %s", config.redacted_json())
-    return Daemon(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames).run()
+    # Before any pin or broker session is taken: a second daemon must not touch either.
+    with StateLock(config.paths.resolved_state_dir()):
+        return Daemon(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames).run()

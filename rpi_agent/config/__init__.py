@@ -24,7 +24,7 @@ from typing import Any
 from rpi_agent.config.app import DetectorConfig, LoggingConfig, PathsConfig
 from rpi_agent.config.camera import CameraConfig
 from rpi_agent.config.checks import camera_uses_own_detector, check_environment
-from rpi_agent.config.mqtt import MqttConfig, check_tls_files
+from rpi_agent.config.mqtt import MqttConfig
 from rpi_agent.config.schema import apply_override, load_section, to_dict
 from rpi_agent.errors import ConfigError
 
@@ -185,6 +185,4 @@ def load_config(
     config = parse_config(raw, overrides=overrides)
     if check_files:
         check_environment(config)
-        if config.mqtt.enabled:
-            check_tls_files(config.mqtt)
     return config

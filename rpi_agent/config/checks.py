@@ -3,7 +3,7 @@
 ``check-config`` and ``run`` both call :func:`check_environment`, so a config that ``check-config``
 passes does not then fail in ``run`` for a reason the config could have told: the model is loaded and
 tried on one blank frame, file and folder sources are looked up, the state directory must be
-writable. Every failure is one :class:`ConfigError` line naming the key (exit status 78).
+writable, the TLS files readable. Every failure is one :class:`ConfigError` line naming the key (exit status 78).
 """
 
 from __future__ import annotations
@@ -142,11 +142,15 @@ def check_state_dir(config: AppConfig) -> Path:
 
 
 def check_environment(config: AppConfig) -> None:
-    """Every check above, in the order ``run`` meets them.
+    """Every check above, and the MQTT TLS files; the model last, as it is the slowest.
 
     Raises:
         ConfigError: The first problem, naming its key.
     """
+    from rpi_agent.config.mqtt import check_tls_files
+
     check_state_dir(config)
-    check_model(config)
     check_sources(config)
+    if config.mqtt.enabled:
+        check_tls_files(config.mqtt)
+    check_model(config)

@@ -147,7 +147,7 @@ class TFLiteDetector:
     def _setup_outputs(self, details: list[dict[str, Any]]) -> None:
         by_width = {int(d["shape"][-1]): d for d in details}
         if len(details) != 2 or set(by_width) != {2, 4}:
-            shapes = [list(d["shape"]) for d in details]
+            shapes = [[int(n) for n in d["shape"]] for d in details]
             raise ModelError(f"{self.path}: outputs {shapes} are not (scores [1,N,2], boxes [1,N,4])")
         self._scores, self._loc = by_width[2], by_width[4]
         self.score_quant = _quant(self._scores)

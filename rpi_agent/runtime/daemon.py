@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from rpi_agent.domain import FrameResult
 from rpi_agent.errors import ConfigError, SourceError
 from rpi_agent.runtime.notify import Notifier
 from rpi_agent.runtime.readers import CameraReader, FrameMailbox
+from rpi_agent.runtime.signals import exit_status, signal_name, stop_handlers
 from rpi_agent.runtime.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class Daemon:
         self.max_frames = max_frames
         self.notifier = notifier or Notifier.from_env()
         self.stop_event = threading.Event()
+        self.stop_signal: int | None = None
         self.mailbox = FrameMailbox([c.name for c in config.cameras])
         self.stats = StatsWindow()
         self.pipelines: dict[str, Pipeline] = {}
@@ -187,34 +188,38 @@ class Daemon:
         except KeyError:
             return None
 
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        log.info("%s received: stopping", signal.Signals(signum).name)
+    def _on_signal(self, signum: int) -> None:
+        log.info("%s received: stopping", signal_name(signum))
+        if self.stop_signal is None:
+            self.stop_signal = signum
         self.stop_event.set()
 
     # -- running --------------------------------------------------------------------------------
     def run(self) -> int:
         """Build, run until a signal or the end of every source, then shut down in order.
 
+        Every terminating signal Python can catch leads to the same shutdown
+        (:mod:`rpi_agent.runtime.signals`).
+
         Returns:
-            0 after a clean stop (signal, or every source at its end).
+            0 after every source ended or a ``SIGTERM``/``SIGINT``; 128 + N after another signal N
+            (``SIGHUP``: 129), so that systemd's ``Restart=on-failure`` starts the daemon again.
 
         Raises:
             SourceError: A camera failed in a way its retries could not fix (after the shutdown).
             Exception: Anything else that went wrong, also after the shutdown (relay locked first).
         """
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            self._start()
-            self._loop()
-        finally:
-            self._shutdown()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        with stop_handlers(self._on_signal):
+            try:
+                self._start()
+                self._loop()
+            finally:
+                self._shutdown()
         failed = [f"camera {name}: {s.error}" for name, s in self.mailbox.state.items() if s.error]
         if failed and not self.stop_event.is_set():
             # Exit non-zero so systemd's Restart=on-failure tries the camera again.
             raise SourceError("; ".join(failed))
-        return 0
+        return exit_status(self.stop_signal)
 
     def _start(self) -> None:
         # GPIO first, so the relay is held LOCKED before anything else can go wrong.
