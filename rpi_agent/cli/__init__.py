@@ -7,6 +7,7 @@ only place logging is configured and the only place errors become exit codes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
@@ -79,7 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     configure_logging(args.verbose, args.quiet)
+    _tolerate_undecodable_names()
     return _run_command(args)
+
+
+def _tolerate_undecodable_names() -> None:
+    # A file name that is not UTF-8 arrives as lone surrogates; print it back as the bytes it was.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        with contextlib.suppress(ValueError, OSError):  # a stream that cannot change it keeps its own
+            reconfigure(errors="surrogateescape")
 
 
 def _run_command(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from rpi_agent.detection.decoder import DecodeOptions
@@ -13,13 +14,14 @@ from rpi_agent.detection.face_detector import (
     DEFAULT_MODEL,
     DEFAULT_RESIZE,
     VARIANT_NAME,
+    DetectionResult,
     FaceDetector,
     check_model_spec,
 )
 from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import FaceAgentError, ImageError, ModelError
 from rpi_agent.imaging.annotate import draw_faces, write_jpeg
-from rpi_agent.imaging.files import iter_image_paths, load_rgb
+from rpi_agent.imaging.files import MAX_PIXELS, LoadedImage, iter_image_paths, read_image
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +90,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, threshold: float) ->
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "detect", help="detect faces in images or folders",
-        description="Detect faces in image files or folders (recursively) and print them. "
-                    "Bad files are reported and skipped; the exit status is 1 if any were.",
+        description="Detect faces in image files or folders (recursively) and print them, boxes in the "
+                    "pixels of each file. Bad files are reported and skipped; the exit status is 1 if any "
+                    f"were. Images that decode to more than {MAX_PIXELS / 1e6:g} megapixels are refused "
+                    "(JPEGs are decoded at down to 1/8 size first, so they may be larger).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image file or folder")
@@ -100,17 +104,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _record(path: Path, rgb_shape: tuple[int, ...], result: object) -> dict:
-    from rpi_agent.detection.face_detector import DetectionResult
-
-    assert isinstance(result, DetectionResult)
+def _record(path: Path, image: LoadedImage, result: DetectionResult) -> dict:
+    # Boxes in the pixels of the file, also when a large JPEG was decoded at reduced size.
+    sx, sy = image.scale
     return {
         "image": str(path),
-        "width": rgb_shape[1],
-        "height": rgb_shape[0],
-        "faces": [{"box": [round(v, 1) for v in f.box], "score": round(f.score, 4)} for f in result.faces],
+        "width": image.size[0],
+        "height": image.size[1],
+        "faces": [{"box": [round(v * k, 1) for v, k in zip(f.box, (sx, sy, sx, sy), strict=True)],
+                   "score": round(f.score, 4)} for f in result.faces],
         "ms": {k: round(v, 3) for k, v in result.ms.items()},
     }
+
+
+def _image_paths(roots: list[Path], failures: list[str]) -> Iterator[Path]:
+    """The images under each argument; a missing or empty one is a failure, and the next one follows."""
+    for root in roots:
+        try:
+            yield from iter_image_paths([root])
+        except ImageError as exc:
+            failures.append(str(exc))
+            log.warning("skipped %s", exc)
 
 
 def _annotated_path(out_dir: Path, path: Path, roots: list[Path]) -> Path:
@@ -127,16 +141,17 @@ def run(args: argparse.Namespace) -> int:
     )
     failures: list[str] = []
     count = 0
-    for path in iter_image_paths(args.paths):
+    for path in _image_paths(args.paths, failures):
         try:
-            rgb = load_rgb(path)
+            image = read_image(path)
         except ImageError as exc:
             failures.append(str(exc))
             log.warning("skipped %s", exc)
             continue
+        rgb = image.rgb
         result = detector.detect(rgb)
         count += 1
-        record = _record(path, rgb.shape, result)
+        record = _record(path, image, result)
         if args.json:
             print(json.dumps(record), flush=True)
         else:
