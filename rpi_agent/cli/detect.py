@@ -57,6 +57,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_THREADS = 8  # as detector.threads in the config: more than the cores only adds contention
+
+
+def thread_count(text: str) -> int:
+    """argparse type: interpreter threads, 1 to :data:`MAX_THREADS`."""
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_THREADS}, got {value}")
+    return value
+
+
 def model_arg(text: str) -> str:
     """argparse type: a built variant ``NAME``, ``NAME:int8``, ``NAME:fp32``, or a path to a model file."""
     try:
@@ -84,7 +95,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, threshold: float) ->
     parser.add_argument("--resize", choices=RESIZE_MODES, default=DEFAULT_RESIZE,
                         help="fit frames to the network: keep aspect and pad (letterbox) or stretch "
                              f"(default {DEFAULT_RESIZE})")
-    parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
+    parser.add_argument("--threads", type=thread_count, default=1,
+                        help=f"interpreter threads, 1 to {MAX_THREADS} (default 1)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

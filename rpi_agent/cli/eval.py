@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from rpi_agent.cli.detect import model_arg, positive_int
+from rpi_agent.cli.detect import model_arg, thread_count
 from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import DatasetError, ModelError
 from rpi_agent.paths import shared_dir
@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help=f"fit images to the network (default {EVAL_RESIZE}, as the reference figures)")
     wider.add_argument("--out", type=Path, metavar="PRED_DIR", help="write submission files here")
     wider.add_argument("--plot", type=Path, metavar="PR.png", help="save the precision/recall curves")
-    wider.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
+    wider.add_argument("--threads", type=thread_count, default=1, help="interpreter threads, 1 to 8 (default 1)")
     wider.add_argument("--json", action="store_true", help="print the result as one JSON object")
     wider.set_defaults(func=run_widerface)
     _register_agreement(benchmarks)
