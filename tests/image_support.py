@@ -24,6 +24,11 @@ def png_header(width: int, height: int, mode: str = "RGB") -> bytes:
     return PNG_MAGIC + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0))
 
 
+def png_claiming(width: int, height: int, mode: str = "RGB", payload: bytes = b"") -> bytes:
+    """A PNG whose header states ``width`` x ``height`` and whose pixel data is ``payload`` (far too short)."""
+    return png_header(width, height, mode) + _chunk(b"IDAT", payload) + _chunk(b"IEND", b"")
+
+
 def write_png(path: Path, width: int, height: int, mode: str = "RGB", *, rows: int | None = None) -> Path:
     """A valid PNG of mid-grey pixels; ``rows`` < ``height`` cuts the pixel data short (a truncated file)."""
     _, channels = COLOR_TYPES[mode]

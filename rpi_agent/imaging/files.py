@@ -17,6 +17,7 @@ print a multi-line warning before this module's one line. Pillow decodes nothing
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,23 @@ MAX_PIXELS = 40_000_000
 
 REDUCE_ABOVE = 12_000_000
 """JPEGs above this many pixels are decoded at the smallest of 1/2, 1/4, 1/8 that fits under it."""
+
+_PIL_WARNINGS = r"PIL\."
+
+
+def _refuse_pil_warnings() -> None:
+    """Make Pillow's warnings errors, which :func:`read_image` turns into its one-line refusal.
+
+    Pillow warns (on stderr, in several lines) where it should fail, e.g. "Truncated File Read" for a
+    cut TIFF or "Corrupt EXIF data", and goes on with what it got. The filter is global and is only
+    added when missing (a test runner resets the filters), as ``catch_warnings`` is not thread-safe
+    and several cameras may decode at once.
+    """
+    for action, _message, category, module, _lineno in warnings.filters:
+        if action == "error" and category is UserWarning and module is not None and module.pattern == _PIL_WARNINGS:
+            return
+    warnings.filterwarnings("error", category=UserWarning, module=_PIL_WARNINGS)
+
 
 _DRAFT_SCALES = (1, 2, 4, 8)
 _BAND_PIXELS = 1 << 20
@@ -106,14 +124,22 @@ def _reduce(img: Any, path: Path) -> None:
                          f"{MAX_PIXELS / 1e6:g} megapixels decoded; JPEGs are decoded at down to 1/8 size)")
 
 
-def _stated_size(img: Any, size: tuple[int, int]) -> tuple[int, int]:
-    """The file's ``size``, swapped for EXIF orientations that turn the picture a quarter."""
-    width, height = size
+def _orientation(img: Any) -> int:
+    """The EXIF orientation (1 to 8); 1 when there is none, or the EXIF block is damaged."""
     try:
-        orientation = img.getexif().get(0x0112, 1)
-    except Exception:  # a damaged EXIF block: exif_transpose ignores it too
-        orientation = 1
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+        value = img.getexif().get(0x0112, 1)
+    except Exception:  # a damaged EXIF block says nothing reliable; the pixels may still be fine
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _upright(img: Any, orientation: int) -> Any:
+    from PIL import Image
+
+    method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}.get(orientation)
+    return img if method is None else img.transpose(method)
 
 
 def read_image(path: str | Path) -> LoadedImage:
@@ -128,19 +154,19 @@ def read_image(path: str | Path) -> LoadedImage:
         ImageError: The file is missing, empty, unreadable, truncated, not an image, has no
             pixels, or is larger than :data:`MAX_PIXELS` after reduction.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = None  # see the module docstring: _reduce checks every image first
+    _refuse_pil_warnings()
     path = Path(path)
     _check_file(path)
     try:
         with Image.open(path) as opened:
-            file_size = opened.size
+            width, height = opened.size
             _reduce(opened, path)
-            stated = _stated_size(opened, file_size)  # after the size check: PNG reads all to find EXIF
+            orientation = _orientation(opened)  # after the size check: a PNG is decoded to find its EXIF
             opened.load()
-            ImageOps.exif_transpose(opened, in_place=True)  # no copy of an upright picture
-            rgb = _to_rgb8(opened, path)
+            rgb = _to_rgb8(_upright(opened, orientation), path)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -153,6 +179,7 @@ def read_image(path: str | Path) -> LoadedImage:
         raise ImageError(f"{path}: corrupt or truncated image ({type(exc).__name__}: {exc})") from None
     if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ImageError(f"{path}: image has no pixels")
+    stated = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
     return LoadedImage(np.ascontiguousarray(rgb), stated)
 
 
