@@ -122,7 +122,7 @@ def exclusive_device(source: str) -> str | None:
         return f"picamera:{source.partition(':')[2] or '0'}"
     if source.startswith("k210:"):
         return source.partition("?")[0]
-    if source.isdigit():
+    if source.isascii() and source.isdigit():
         return f"/dev/video{int(source)}"
     if source.startswith("/dev/"):
         return source

@@ -88,6 +88,8 @@ def check_sources(config: AppConfig) -> None:
                 from rpi_agent.sources.k210 import parse_spec
 
                 parse_spec(spec)
+            elif spec.isdigit() and not spec.isascii():
+                raise ConfigError(f"{spec!r}: a USB camera index is written with the digits 0-9")
             elif not is_live_spec(spec):
                 _check_recording(Path(spec).expanduser())
         except ConfigError as exc:
@@ -101,7 +103,9 @@ def _check_picamera(spec: str) -> None:
 
 
 def _check_recording(path: Path) -> None:
-    from rpi_agent.errors import SourceError
+    """A folder holds images; a single image decodes; any other file opens as a video."""
+    from rpi_agent.errors import ImageError, SourceError
+    from rpi_agent.imaging.files import IMAGE_SUFFIXES, read_image
     from rpi_agent.sources.images import list_images
 
     try:
@@ -110,12 +114,29 @@ def _check_recording(path: Path) -> None:
             list_images(path)
         elif not os.access(path, os.R_OK):
             raise ConfigError(f"{path}: not readable (permission denied)")
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            read_image(path)
+        else:
+            _check_video(path)
+    except ImageError as exc:
+        raise ConfigError(str(exc)) from None
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file or folder (a video file, an image or a folder of images)") from None
     except OSError as exc:
         raise ConfigError(f"{path}: {os_reason(exc)}") from None
     except SourceError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _check_video(path: Path) -> None:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise ConfigError(f"{path}: not a video file OpenCV can open (nor an image or a folder of images)")
+    finally:
+        capture.release()
 
 
 def check_state_dir(config: AppConfig) -> Path:
