@@ -95,3 +95,17 @@ def test_large_jpeg_is_decoded_reduced_and_boxes_stay_in_file_pixels(tmp_path, f
     found_small, small = np.array(found) / factor, np.array(small)
     sides = np.tile(small[:, 2:] - small[:, :2], 2)  # w, h, w, h of each face
     assert (np.abs(found_small - small) < 0.1 * sides).all(), (found_small, small)
+
+
+def test_image_folder_source_plays_past_a_huge_image(tmp_path, faces_dir, caplog):
+    from rpi_agent.sources.images import ImageFolderSource
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "1.png").write_bytes(png_claiming(20000, 20000, "RGB", b"\x78\x9c" + b"\x00" * 64))
+    write_png(folder / "2.png", 13000, 13000, "L")
+    (folder / "3.jpg").symlink_to(faces_dir / "2.jpg")
+    frames = list(ImageFolderSource(folder, camera="door").frames())
+    assert [(f.width, f.height) for f in frames] == [(1024, 484)]
+    skipped = [r.getMessage() for r in caplog.records if "skipping" in r.getMessage()]
+    assert len(skipped) == 2 and all("pixels is too large" in m for m in skipped), skipped
