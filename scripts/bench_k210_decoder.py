@@ -32,7 +32,8 @@ from rpi_agent.detection.decoder import DecodeOptions, postprocess
 from rpi_agent.detection.preprocess import fit_to_input
 from rpi_agent.detection.priors import PriorSpec, generate_priors
 from rpi_agent.errors import FaceAgentError
-from rpi_agent.imaging.files import iter_image_paths, load_rgb
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import iter_image_paths
 from rpi_agent.k210.micropython import run_micropython
 from rpi_agent.k210.simulator import simulate
 from rpi_agent.paths import models_dir, shared_dir

@@ -18,7 +18,10 @@ from rpi_agent.detection.preprocess import fit_to_input
 from rpi_agent.detection.priors import PriorSpec, generate_priors
 from rpi_agent.domain import Detection
 from rpi_agent.errors import FaceAgentError
-from rpi_agent.imaging.files import iter_image_paths, load_rgb
+from rpi_agent.evaluation.agreement import greedy_match
+from rpi_agent.geometry import iou_matrix
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import iter_image_paths
 from rpi_agent.k210.micropython import run_micropython
 from rpi_agent.paths import models_dir, shared_dir
 
@@ -100,23 +103,13 @@ def kmodel_detections(name: str, *, threshold: float) -> list[list[Detection]]:
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, w) * max(0.0, h)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return float(iou_matrix([a], [b])[0, 0])
 
 
 def match_counts(found: list[Detection], reference: list[Detection], *, min_iou: float = 0.5) -> tuple[int, int, int]:
     """Greedy one-to-one matching, best score first: ``(true positives, false positives, misses)``."""
-    free = list(reference)
-    tp = 0
-    for det in sorted(found, key=lambda d: -d.score):
-        best = max(free, key=lambda r: iou(det.box, r.box), default=None)
-        if best is not None and iou(det.box, best.box) >= min_iou:
-            free.remove(best)
-            tp += 1
-    return tp, len(found) - tp, len(free)
+    tp = len(greedy_match(reference, found, iou_threshold=min_iou))
+    return tp, len(found) - tp, len(reference) - tp
 
 
 def f1_score(tp: int, fp: int, fn: int) -> float:

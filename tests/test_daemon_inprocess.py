@@ -135,9 +135,9 @@ def test_remote_unlock_refused_unless_enabled(tmp_path, pins, one_face_folder, b
     daemon = Daemon(config(one_face_folder, tmp_path / "state", built_model("RFB-320")), gpio_factory="mock")
     daemon._build_gpio()
     try:
-        assert daemon._on_command(CAMERA, "unlock", "ON") is None
-        assert daemon._on_command("garage", "detect", "ON") is None
-        assert daemon._commands.empty()
+        assert daemon.commands(CAMERA, "unlock", "ON") is None
+        assert daemon.commands("garage", "detect", "ON") is None
+        daemon.commands.run_pending()  # nothing was queued: the relay stays as it was
     finally:
         daemon.gpio[CAMERA].close()
     assert pin_history(pins, RELAY) == [False]

@@ -3,15 +3,13 @@ import pytest
 
 from rpi_agent.detection.decoder import (
     DecodeOptions,
-    Quantization,
     candidates_above,
     decode_boxes,
-    dequantize,
     hard_nms,
-    iou_matrix,
     postprocess,
 )
 from rpi_agent.detection.priors import PriorSpec, generate_priors
+from rpi_agent.detection.quantization import Quantization, dequantize
 
 SPEC = PriorSpec(320, 240)
 
@@ -28,14 +26,6 @@ def test_offsets_use_the_variances():
     loc = np.array([[1.0, 0.0, 5 * np.log(2.0), 0.0]], np.float32)
     boxes = decode_boxes(loc, priors, SPEC)
     np.testing.assert_allclose(boxes, [[0.52 - 0.2, 0.3, 0.52 + 0.2, 0.7]], atol=1e-6)
-
-
-def test_iou_matrix_known_values():
-    boxes = np.array([[0, 0, 2, 2], [1, 1, 3, 3], [10, 10, 11, 11]], np.float32)
-    iou = iou_matrix(boxes)
-    assert iou[0, 1] == pytest.approx(1 / 7, rel=1e-4)
-    assert iou[0, 2] == 0.0
-    assert iou[1, 1] == pytest.approx(1.0, rel=1e-4)
 
 
 def test_hard_nms_keeps_best_and_drops_overlaps():

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from rpi_agent.detection.decoder import Quantization
 from rpi_agent.detection.face_detector import FaceDetector
 from rpi_agent.detection.priors import PriorSpec
+from rpi_agent.detection.quantization import Quantization
 from rpi_agent.detection.tflite import TFLiteDetector, input_lut
 from rpi_agent.errors import ModelError
 from rpi_agent.imaging.files import load_rgb

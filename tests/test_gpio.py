@@ -71,7 +71,7 @@ def face(face_id: str = "f1", zones: tuple[str, ...] = ()) -> TrackedFace:
 
 
 def result(*faces: TrackedFace, new: tuple[TrackedFace, ...] = ()) -> FrameResult:
-    frame = Frame("door", 0, 0.0, None, 640, 480, detections=())
+    frame = Frame("door", 0, 0.0, None, 640, 480, )
     events = tuple(FaceEvent("new", f, f) for f in new)
     return FrameResult(frame, faces, events, {})
 

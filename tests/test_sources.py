@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 
 from rpi_agent.config.camera import CameraConfig
+from rpi_agent.credentials import redact_url
 from rpi_agent.domain import Frame
 from rpi_agent.errors import ConfigError, SourceError
 from rpi_agent.imaging.files import load_rgb
 from rpi_agent.sources import open_source
 from rpi_agent.sources.common import ENDED, ONLINE, RETRYING, Backoff, orient
 from rpi_agent.sources.images import ImageFolderSource
-from rpi_agent.sources.opencv import OpenCVSource, redact_url
+from rpi_agent.sources.opencv import OpenCVSource
 from rpi_agent.sources.picamera import PicameraSource, bgr888_to_rgb, bgr_to_rgb, yuv420_to_rgb
+from rpi_agent.sources.spec import parse_source
 
 VIDEO_SIZE = (320, 240)
 
@@ -201,7 +203,7 @@ def test_image_folder_paced_source_stops_when_closed(folder: Path) -> None:
 def test_empty_or_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="folder holds no images"):
         ImageFolderSource(tmp_path, camera="demo")
-    with pytest.raises(SourceError, match="no such image folder"):
+    with pytest.raises(SourceError, match="no such image file or folder"):
         ImageFolderSource(tmp_path / "nope", camera="demo")
 
 
@@ -305,25 +307,42 @@ def test_close_interrupts_the_backoff() -> None:
 
 
 def test_stream_passwords_are_redacted() -> None:
-    assert redact_url("rtsp://admin:secret@10.0.0.5:554/stream") == "rtsp://***@10.0.0.5:554/stream"
+    assert redact_url("rtsp://admin:secret@10.0.0.5:554/stream") == "rtsp://admin:***@10.0.0.5:554/stream"
+    assert parse_source("rtsp://admin:secret@cam/x").shown == "rtsp://admin:***@cam/x"
     assert redact_url("rtsp://cam.local/stream") == "rtsp://cam.local/stream"
     assert redact_url("/dev/video0") == "/dev/video0"
 
 
 # -- open_source ------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize(("text", "kind", "live"), [
+    ("picamera", "picamera", True), ("picamera:1", "picamera", True), ("k210:/dev/ttyUSB0", "k210", True),
+    ("0", "device", True), ("/dev/video2", "device", True), ("RTSP://cam/x", "stream", True),
+    ("https://cam/x.mjpg", "stream", True), ("clips/door.mp4", "path", False), ("~/photos", "path", False),
+])
+def test_source_strings_parse_once_into_kinds(text: str, kind: str, live: bool) -> None:
+    spec = parse_source(text)
+    assert (spec.kind, spec.live, spec.detects_faces) == (kind, live, kind == "k210")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 5000, "a\0b"])
+def test_unusable_source_strings_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match="source"):
+        parse_source(text)
+
+
 def test_open_source_picks_the_adapter(folder: Path, tmp_path: Path, faces_dir: Path) -> None:
     cam = CameraConfig(name="door", fps=0.0)
-    assert isinstance(open_source(str(folder), cam), ImageFolderSource)
-    assert isinstance(open_source(str(folder / "2.jpg"), cam), ImageFolderSource)
+    assert isinstance(open_source(parse_source(str(folder)), cam), ImageFolderSource)
+    assert isinstance(open_source(parse_source(str(folder / "2.jpg")), cam), ImageFolderSource)
     video = tmp_path / "clip.avi"
     write_video(video, faces_dir)
-    assert not open_source(str(video), cam).live  # type: ignore[attr-defined]
+    assert not open_source(parse_source(str(video)), cam).live  # type: ignore[attr-defined]
     for live in ("/dev/video0", "0", "rtsp://cam.local/stream"):
-        src = open_source(live, cam)
+        src = open_source(parse_source(live), cam)
         assert isinstance(src, OpenCVSource) and src.live
-    assert open_source(str(folder), cam).camera == "door"
+    assert open_source(parse_source(str(folder)), cam).camera == "door"
     with pytest.raises(ConfigError, match="picamera:N"):
-        open_source("picamera:front", cam)
+        parse_source("picamera:front")
     with pytest.raises(SourceError, match="no such video file"):
-        open_source(str(tmp_path / "missing.mp4"), cam)
+        open_source(parse_source(str(tmp_path / "missing.mp4")), cam)

@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_images(folder: Path | None) -> list:
-    from rpi_agent.imaging.files import iter_image_paths, load_rgb
+    from rpi_agent.imaging.files import load_rgb
+    from rpi_agent.imaging.listing import iter_image_paths
 
     if folder is None:
         raise ImageError("no --images given and ../shared/data/faces is not available")

@@ -9,19 +9,15 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from rpi_agent.detection.base import DetectionResult
 from rpi_agent.detection.decoder import DecodeOptions
-from rpi_agent.detection.face_detector import (
-    DEFAULT_MODEL,
-    DEFAULT_RESIZE,
-    VARIANT_NAME,
-    DetectionResult,
-    FaceDetector,
-    check_model_spec,
-)
+from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, FaceDetector
 from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import FaceAgentError, ImageError, ModelError
 from rpi_agent.imaging.annotate import draw_faces, write_jpeg
-from rpi_agent.imaging.files import MAX_PIXELS, LoadedImage, iter_image_paths, read_image
+from rpi_agent.imaging.files import MAX_PIXELS, LoadedImage, read_image
+from rpi_agent.imaging.listing import iter_image_paths
+from rpi_agent.paths import VARIANT_NAME, check_model_spec
 
 log = logging.getLogger(__name__)
 

@@ -162,7 +162,7 @@ def _default_reference(model: str) -> str:
 def run_agreement(args: argparse.Namespace) -> int:
     from rpi_agent.detection.face_detector import FaceDetector
     from rpi_agent.evaluation.agreement import agreement_options, compare_detectors
-    from rpi_agent.imaging.files import iter_image_paths
+    from rpi_agent.imaging.listing import iter_image_paths
 
     if args.images is None:
         raise DatasetError("no --images given and ../shared/data/faces is not available")

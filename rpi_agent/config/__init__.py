@@ -23,7 +23,7 @@ from typing import Any
 
 from rpi_agent.config.app import DetectorConfig, LoggingConfig, PathsConfig
 from rpi_agent.config.camera import CameraConfig
-from rpi_agent.config.checks import camera_uses_own_detector, check_environment
+from rpi_agent.config.checks import check_environment
 from rpi_agent.config.mqtt import MqttConfig
 from rpi_agent.config.schema import apply_override, load_section, to_dict
 from rpi_agent.errors import ConfigError
@@ -38,7 +38,6 @@ __all__ = [
     "LoggingConfig",
     "MqttConfig",
     "PathsConfig",
-    "camera_uses_own_detector",
     "load_config",
     "parse_config",
 ]
@@ -116,16 +115,21 @@ def _check_shared_hardware(cameras: tuple[CameraConfig, ...]) -> None:
 def exclusive_device(source: str) -> str | None:
     """The device a source string opens for itself alone (a camera, a serial port), normalised; else None.
 
-    Files, folders and network streams can be read by several cameras at once.
+    Files, folders and network streams can be read by several cameras at once. A malformed spec is
+    left to :func:`~rpi_agent.config.checks.check_sources`, which names the camera.
     """
-    if source == "picamera" or source.startswith("picamera:"):
-        return f"picamera:{source.partition(':')[2] or '0'}"
-    if source.startswith("k210:"):
-        return source.partition("?")[0]
-    if source.isascii() and source.isdigit():
-        return f"/dev/video{int(source)}"
-    if source.startswith("/dev/"):
-        return source
+    from rpi_agent.sources.spec import parse_source
+
+    try:
+        spec = parse_source(source)
+    except ConfigError:
+        return None
+    if spec.kind == "picamera":
+        return f"picamera:{spec.index}"
+    if spec.kind == "k210":
+        return spec.port
+    if spec.kind == "device":
+        return f"/dev/video{spec.index}" if spec.index >= 0 else source
     return None
 
 

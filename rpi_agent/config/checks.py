@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from rpi_agent.errors import ConfigError, FaceAgentError
 
 if TYPE_CHECKING:
-    from rpi_agent.config import AppConfig, CameraConfig
+    from rpi_agent.config import AppConfig
 
 
 def os_reason(exc: OSError) -> str:
@@ -24,11 +24,6 @@ def os_reason(exc: OSError) -> str:
     if exc.errno == errno.ENAMETOOLONG:
         return "file name too long"
     return exc.strerror or str(exc)
-
-
-def camera_uses_own_detector(camera: CameraConfig) -> bool:
-    """Whether the camera's source detects faces itself (a K210 board), so needs no model."""
-    return camera.source.startswith("k210:")
 
 
 def check_model(config: AppConfig) -> Path:
@@ -43,11 +38,14 @@ def check_model(config: AppConfig) -> Path:
     Raises:
         ConfigError: ``detector.model: ...``.
     """
-    if all(camera_uses_own_detector(c) for c in config.cameras):
+    from rpi_agent.sources.spec import parse_source
+
+    if all(parse_source(c.source).detects_faces for c in config.cameras):
         return Path(config.detector.model)
     import numpy as np
 
-    from rpi_agent.detection.face_detector import FaceDetector, resolve_model
+    from rpi_agent.detection.face_detector import FaceDetector
+    from rpi_agent.paths import resolve_model
 
     try:
         path = resolve_model(config.detector.model)
@@ -67,8 +65,8 @@ def check_model(config: AppConfig) -> Path:
 
 
 def check_sources(config: AppConfig) -> None:
-    """Parse device specs, and look up file and folder sources (a recording that is missing at start
-    is a config error: ``run`` would only fail on it, and systemd would restart it in a loop).
+    """Parse every source string, and look up file and folder sources (a recording that is missing at
+    start is a config error: ``run`` would only fail on it, and systemd would restart it in a loop).
 
     Live sources (cameras, ``/dev/`` devices, streams) are not opened: they may appear later, and
     the daemon retries them.
@@ -76,37 +74,23 @@ def check_sources(config: AppConfig) -> None:
     Raises:
         ConfigError: ``cameras[N].source: ...``.
     """
-    from rpi_agent.sources.opencv import is_live_spec
+    from rpi_agent.sources.spec import parse_source
 
     for index, camera in enumerate(config.cameras):
-        spec = camera.source
-        key = f"cameras[{index}].source"
         try:
-            if spec == "picamera" or spec.startswith("picamera:"):
-                _check_picamera(spec)
-            elif spec.startswith("k210:"):
-                from rpi_agent.sources.k210 import parse_spec
-
-                parse_spec(spec)
-            elif spec.isdigit() and not spec.isascii():
-                raise ConfigError(f"{spec!r}: a USB camera index is written with the digits 0-9")
-            elif not is_live_spec(spec):
-                _check_recording(Path(spec).expanduser())
+            spec = parse_source(camera.source)
+            if spec.kind == "path":
+                _check_recording(spec.path)
         except ConfigError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-
-
-def _check_picamera(spec: str) -> None:
-    index = spec.partition(":")[2]
-    if index and not (index.isascii() and index.isdigit()):
-        raise ConfigError(f"{spec!r}: expected picamera or picamera:N with N a camera number")
+            text = str(exc).removeprefix("source: ").removeprefix("source ")
+            raise ConfigError(f"cameras[{index}].source: {text}") from None
 
 
 def _check_recording(path: Path) -> None:
     """A folder holds images; a single image decodes; any other file opens as a video."""
     from rpi_agent.errors import ImageError, SourceError
-    from rpi_agent.imaging.files import IMAGE_SUFFIXES, read_image
-    from rpi_agent.sources.images import list_images
+    from rpi_agent.imaging.files import read_image
+    from rpi_agent.imaging.listing import IMAGE_SUFFIXES, list_images
 
     try:
         path.stat()

@@ -12,21 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rpi_agent.detection.priors import PriorSpec
-
-
-@dataclass(frozen=True, slots=True)
-class Quantization:
-    """Affine quantisation ``real = scale * (q - zero_point)``; ``scale == 0`` means a float tensor."""
-
-    scale: float = 0.0
-    zero_point: int = 0
-
-    @property
-    def is_float(self) -> bool:
-        return self.scale == 0.0
-
-
-FLOAT = Quantization()
+from rpi_agent.detection.quantization import FLOAT, Quantization, dequantize
+from rpi_agent.geometry import self_iou
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +37,6 @@ class DecodeOptions:
             raise ValueError(f"score_threshold must be in [0, 1), got {self.score_threshold}")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
-
-
-def dequantize(values: np.ndarray, quant: Quantization) -> np.ndarray:
-    """Real values of a (possibly quantised) array, as float32 of the same shape."""
-    if quant.is_float:
-        return values.astype(np.float32, copy=False)
-    return (values.astype(np.float32) - np.float32(quant.zero_point)) * np.float32(quant.scale)
 
 
 def candidates_above(scores: np.ndarray, quant: Quantization, threshold: float) -> np.ndarray:
@@ -98,25 +78,6 @@ def decode_boxes(loc: np.ndarray, priors: np.ndarray, spec: PriorSpec) -> np.nda
     return np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1)
 
 
-def iou_matrix(boxes: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of ``(K, 4)`` xyxy boxes, as a ``(K, K)`` float32 matrix."""
-    # Outer products of 1-D coordinate rows: far cheaper than broadcasting (K, K, 2) blocks.
-    x1, y1, x2, y2 = np.ascontiguousarray(boxes.T, dtype=np.float32)
-    inter = np.minimum.outer(x2, x2)
-    inter -= np.maximum.outer(x1, x1)
-    np.maximum(inter, 0.0, out=inter)
-    height = np.minimum.outer(y2, y2)
-    height -= np.maximum.outer(y1, y1)
-    np.maximum(height, 0.0, out=height)
-    inter *= height
-    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
-    union = np.add.outer(area, area)
-    union -= inter
-    union += np.float32(1e-5)
-    inter /= union
-    return inter
-
-
 def greedy_keep(boxes: np.ndarray, options: DecodeOptions) -> np.ndarray:
     """Greedy hard NMS over boxes already sorted best first.
 
@@ -129,7 +90,7 @@ def greedy_keep(boxes: np.ndarray, options: DecodeOptions) -> np.ndarray:
     """
     if boxes.shape[0] < 2:
         return np.arange(boxes.shape[0], dtype=np.int64)
-    overlaps = iou_matrix(boxes) > options.iou_threshold
+    overlaps = self_iou(boxes) > options.iou_threshold
     suppressed = np.zeros(boxes.shape[0], dtype=bool)
     keep: list[int] = []
     for i in range(boxes.shape[0]):

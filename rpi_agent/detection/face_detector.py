@@ -2,96 +2,22 @@
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from rpi_agent.detection.base import DetectionResult
 from rpi_agent.detection.decoder import DecodeOptions, postprocess
 from rpi_agent.detection.preprocess import ResizeMode, fit_to_input
 from rpi_agent.detection.priors import PriorSpec, generate_priors
 from rpi_agent.detection.tflite import TFLiteDetector
-from rpi_agent.domain import Detection
-from rpi_agent.errors import ModelError
-from rpi_agent.paths import PRECISIONS, model_file
+from rpi_agent.domain import Detection, Frame
+from rpi_agent.errors import ModelError, SourceError
+from rpi_agent.paths import resolve_model
 
 DEFAULT_MODEL = "RFB-320"
 DEFAULT_RESIZE: ResizeMode = "stretch"  # more accurate for the 320 models: docs/accuracy.md
-
-
-@dataclass(frozen=True, slots=True)
-class DetectionResult:
-    """Faces found in one frame and what each stage cost.
-
-    Attributes:
-        faces: Best first, boxes in frame pixels, clipped to the frame.
-        ms: Milliseconds per stage: ``preprocess``, ``inference``, ``decode``.
-    """
-
-    faces: list[Detection]
-    ms: dict[str, float] = field(default_factory=dict)
-
-
-VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
-"""A built variant's name as the cache spells it: ``RFB-320``, ``slim-640``, ``RFB-320@480x360``."""
-
-
-def is_model_path(model: str | Path) -> bool:
-    """Whether ``model`` names a file (a ``.tflite`` name, a path with a ``/``) rather than a built variant.
-
-    Raises:
-        ModelError: The text can be neither (empty, a NUL, too long for the file system).
-    """
-    text = str(model)
-    if not text.strip() or "\0" in text:
-        raise ModelError(f"model {_short(text)}: expected NAME, NAME:fp32 or a path to a .tflite file")
-    candidate = Path(text).expanduser()
-    if candidate.suffix == ".tflite" or "/" in text:
-        return True
-    try:
-        return candidate.exists()
-    except OSError as exc:  # a name longer than the file system allows
-        raise ModelError(f"model {_short(text)}: {exc.strerror or exc}") from None
-
-
-def check_model_spec(model: str | Path) -> None:
-    """Refuse what is neither a path nor ``NAME``, ``NAME:int8``, ``NAME:fp32``; needs no built model.
-
-    Raises:
-        ModelError: One line naming what is wrong.
-    """
-    if is_model_path(model):
-        return
-    name, sep, precision = str(model).partition(":")
-    if sep and precision not in PRECISIONS:
-        raise ModelError(f"model {_short(str(model))}: unknown precision {_short(precision)} "
-                         f"(expected NAME, NAME:int8 or NAME:fp32, or a path to a .tflite file)")
-    if not VARIANT_NAME.match(name):
-        raise ModelError(f"model {_short(str(model))}: not a variant name (letters, digits, '-', '_', '.', '@') "
-                         "nor a path to a .tflite file")
-
-
-def _short(text: str) -> str:
-    shown = repr(text)
-    return f"{shown[:60]}... ({len(text)} characters)" if len(shown) > 80 else shown
-
-
-def resolve_model(model: str | Path) -> Path:
-    """A model path from a file path, ``NAME`` (INT8 build) or ``NAME:fp32``.
-
-    Raises:
-        ModelError: Neither a file path nor a built variant, or a malformed name.
-    """
-    check_model_spec(model)
-    if is_model_path(model):
-        return Path(model).expanduser()
-    name, _, precision = str(model).partition(":")
-    path = model_file(name, precision or "int8")
-    if not path.is_file():
-        raise ModelError(f"model {str(model)!r} is not built ({path} missing): run `faceagent models build {name}`")
-    return path
 
 
 class FaceDetector:
@@ -137,6 +63,21 @@ class FaceDetector:
         """Load a model by path or built-variant name (see :func:`resolve_model`)."""
         detector = TFLiteDetector(resolve_model(model), num_threads=num_threads)
         return cls(detector, resize=resize, options=options)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The network's ``(width, height)``."""
+        return self.detector.width, self.detector.height
+
+    def detect_frame(self, frame: Frame) -> DetectionResult:
+        """:meth:`detect` on a frame's pixels (the :class:`~rpi_agent.detection.base.Detector` seam).
+
+        Raises:
+            SourceError: The frame carries no pixels (its source detects on its own).
+        """
+        if frame.rgb is None:
+            raise SourceError(f"camera {frame.camera}: frame {frame.index} has no pixels for the face detector")
+        return self.detect(frame.rgb)
 
     def _check_count(self, rows: int) -> None:
         if rows != self.priors.shape[0]:

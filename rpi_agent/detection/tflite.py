@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rpi_agent.detection.decoder import FLOAT, Quantization
+from rpi_agent.detection.quantization import FLOAT, Quantization
 from rpi_agent.errors import ModelError, RuntimeMissingError
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from rpi_agent.detection.decoder import best_first, candidates_above, decode_boxes, dequantize, greedy_keep
+from rpi_agent.detection.decoder import best_first, candidates_above, decode_boxes, greedy_keep
 from rpi_agent.detection.face_detector import DEFAULT_RESIZE, FaceDetector
 from rpi_agent.detection.preprocess import ResizeMode, fit_to_input
+from rpi_agent.detection.quantization import dequantize
 from rpi_agent.domain import Detection
 from rpi_agent.errors import ModelError, RuntimeMissingError
 from rpi_agent.paths import model_file, models_dir, shared_dir

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from rpi_agent.detection.decoder import DecodeOptions
-from rpi_agent.detection.face_detector import FaceDetector, resolve_model
+from rpi_agent.detection.face_detector import FaceDetector
 from rpi_agent.detection.preprocess import ResizeMode
 from rpi_agent.errors import DatasetError, ModelError
 from rpi_agent.evaluation.submission import to_xywh, write_prediction
 from rpi_agent.imaging.files import load_rgb
+from rpi_agent.paths import resolve_model
 
 log = logging.getLogger(__name__)
 

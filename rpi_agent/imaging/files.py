@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,6 @@ import numpy as np
 from rpi_agent.errors import ImageError
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
 
 MAX_PIXELS = 40_000_000
 """Most pixels an image may decode to (e.g. 8000x5000): about 280 MB at the peak of the decode."""
@@ -200,25 +197,3 @@ def load_rgb(path: str | Path) -> np.ndarray:
         ImageError: As :func:`read_image`.
     """
     return read_image(path).rgb
-
-
-def iter_image_paths(paths: list[Path]) -> Iterator[Path]:
-    """Expand files and folders (recursively, sorted) into image paths.
-
-    Raises:
-        ImageError: A path does not exist, or a folder holds no images.
-    """
-    for path in paths:
-        try:
-            is_dir, exists = path.is_dir(), path.exists()
-        except OSError as exc:  # e.g. a name too long for the file system
-            raise ImageError(f"{path}: {exc.strerror or exc}") from None
-        if is_dir:
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not found:
-                raise ImageError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            yield from found
-        elif exists:
-            yield path
-        else:
-            raise ImageError(f"{path}: no such file or folder")

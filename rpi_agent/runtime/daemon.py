@@ -12,24 +12,24 @@ Example:
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rpi_agent import __version__
-from rpi_agent.config import AppConfig, CameraConfig, camera_uses_own_detector
+from rpi_agent.config import AppConfig
+from rpi_agent.detection.base import Detector, ReportedFaces
 from rpi_agent.domain import FrameResult
 from rpi_agent.errors import ConfigError, SourceError
+from rpi_agent.runtime.commands import CommandPolicy
 from rpi_agent.runtime.notify import Notifier
 from rpi_agent.runtime.readers import CameraReader, FrameMailbox
 from rpi_agent.runtime.signals import exit_status, signal_name, stop_handlers
-from rpi_agent.runtime.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
+from rpi_agent.runtime.stats import StatsWindow, collect_stats, format_line
+from rpi_agent.sources import parse_source
 
 if TYPE_CHECKING:
-    from rpi_agent.detection.face_detector import FaceDetector
     from rpi_agent.runtime.pipeline import Pipeline
     from rpi_agent.sinks.gpio import GpioSink
     from rpi_agent.sinks.mqtt import MqttSink
@@ -38,14 +38,6 @@ log = logging.getLogger(__name__)
 
 LOOP_TIMEOUT = 0.25  # seconds the main loop waits for frames before doing its housekeeping
 STATUS_INTERVAL = 5.0
-ON_OFF = {"ON": True, "OFF": False}
-
-
-def is_live(spec: str) -> bool:
-    """Whether a source string is a live feed (drop stale frames) rather than a recording (play every frame)."""
-    if spec.startswith(("picamera", "k210:", "/dev/", "rtsp://", "rtsps://", "http://", "https://")):
-        return True
-    return spec.isdigit() or not Path(spec).expanduser().exists()
 
 
 class Daemon:
@@ -78,16 +70,16 @@ class Daemon:
         self.gpio: dict[str, GpioSink] = {}
         self.mqtt: MqttSink | None = None
         self.readers: list[CameraReader] = []
-        self._commands: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+        self.commands = CommandPolicy({c.name: c for c in config.cameras}, self.pipelines, self.gpio)
+        self._live: set[str] = set()
         self._next_stats = 0.0
         self._next_status = 0.0
         stats_every = config.logging.stats_interval
         self._status_every = min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL
 
     # -- building -------------------------------------------------------------------------------
-    def _build_detector(self) -> FaceDetector | None:
-        if all(camera_uses_own_detector(c) for c in self.config.cameras):
-            return None
+    def _build_detector(self) -> Detector:
+        """The TFLite face detector, loaded once and shared by every camera with pixels."""
         from rpi_agent.detection.decoder import DecodeOptions
         from rpi_agent.detection.face_detector import FaceDetector
 
@@ -127,66 +119,37 @@ class Daemon:
             self.config.mqtt,
             cameras=[c.name for c in cameras],
             outbox_dir=state_dir,
-            on_command=self._on_command,
+            on_command=self.commands,
             sw_version=__version__,
             snapshots={c.name: c.snapshot for c in cameras},
             remote_unlock=[c.name for c in cameras if c.gpio.allow_remote_unlock and c.gpio.relay_pin is not None],
         )
 
-    def _build_cameras(self, detector: FaceDetector | None) -> None:
+    def _build_cameras(self) -> None:
         from rpi_agent.runtime.pipeline import Pipeline
         from rpi_agent.sources import DEFAULT_LORES, open_source
 
-        lores = (detector.detector.width, detector.detector.height) if detector is not None else DEFAULT_LORES
+        specs = {c.name: parse_source(c.source) for c in self.config.cameras}
+        shared: Detector | None = None
         for camera in self.config.cameras:
+            spec = specs[camera.name]
+            if spec.detects_faces:
+                detector: Detector = ReportedFaces()
+            else:
+                shared = shared or self._build_detector()
+                detector = shared
             self.pipelines[camera.name] = Pipeline(camera, detector)
-            source = open_source(camera.source, camera, lores_size=lores, on_state=self._on_state)
-            live = bool(getattr(source, "live", is_live(camera.source)))
-            self.readers.append(CameraReader(source, self.mailbox, live=live, max_frames=self.max_frames))
+            source = open_source(spec, camera, lores_size=detector.input_size or DEFAULT_LORES,
+                                 on_state=self._on_state)
+            if source.live:
+                self._live.add(camera.name)
+            self.readers.append(CameraReader(source, self.mailbox, live=source.live, max_frames=self.max_frames))
 
     # -- callbacks from other threads -----------------------------------------------------------
     def _on_state(self, camera: str, feature: str, value: str) -> None:
         log.info("camera %s: %s %s", camera, feature, value)
         if self.mqtt is not None:
             self.mqtt.publish_state(camera, feature, value)
-
-    def _on_command(self, camera: str, feature: str, payload: str) -> str | None:
-        """Route a checked MQTT ``<camera>/<feature>/set`` command; returns the state to echo, or None.
-
-        Runs on paho's thread: it only flips a flag or queues work for the main loop. The sink has
-        already checked the payload (``detect``: ON/OFF; ``unlock``: ON or seconds) and that remote
-        unlock is enabled for the camera; the GPIO side is checked again here.
-        """
-        value = payload.strip().upper()
-        if feature == "detect" and camera in self.pipelines and value in ON_OFF:
-            self.pipelines[camera].set_detect(ON_OFF[value])
-            log.info("camera %s: detection %s (MQTT command)", camera, value)
-            return value
-        if feature == "unlock":
-            return self._remote_unlock(camera, value)
-        log.warning("refused MQTT command %s/%s %r", camera, feature, payload[:40])
-        return None
-
-    def _remote_unlock(self, camera: str, value: str) -> str | None:
-        sink = self.gpio.get(camera)
-        cfg = self._camera_config(camera)
-        if sink is None or cfg is None or not cfg.gpio.allow_remote_unlock or cfg.gpio.relay_pin is None:
-            log.warning("camera %s: remote unlock refused (not enabled in config)", camera)
-            return None
-        try:
-            seconds = cfg.gpio.relay_seconds if value == "ON" else float(value)
-        except ValueError:
-            log.warning("camera %s: remote unlock refused: bad duration %r", camera, value[:40])
-            return None
-        self._commands.put(lambda: sink.unlock(seconds))
-        log.info("camera %s: remote unlock for %.1f s (MQTT command)", camera, seconds)
-        return None  # the relay reports UNLOCKED/LOCKED itself on <camera>/relay/state
-
-    def _camera_config(self, name: str) -> CameraConfig | None:
-        try:
-            return self.config.camera(name)
-        except KeyError:
-            return None
 
     def _on_signal(self, signum: int) -> None:
         log.info("%s received: stopping", signal_name(signum))
@@ -225,8 +188,7 @@ class Daemon:
         # GPIO first, so the relay is held LOCKED before anything else can go wrong.
         self._build_gpio()
         self._build_mqtt()
-        detector = self._build_detector()
-        self._build_cameras(detector)
+        self._build_cameras()
         self._publish_initial_states()
         if self.mqtt is not None:
             self.mqtt.start()
@@ -257,7 +219,7 @@ class Daemon:
             for frame in self.mailbox.take(timeout):
                 result = self.pipelines[frame.camera].step(frame)
                 self._publish(result)
-            self._run_commands()
+            self.commands.run_pending()
             self.notifier.watchdog()
             self._housekeeping()
             if self.mailbox.all_finished():
@@ -279,18 +241,11 @@ class Daemon:
         for event in result.events:
             log.info("camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
 
-    def _run_commands(self) -> None:
-        while True:
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            command()
-
     def _housekeeping(self) -> None:
-        # A stalled source delivers no frames, so faces are aged out here, by the clock.
-        for pipeline in self.pipelines.values():
-            expired = pipeline.expire(time.time())
+        # A stalled live source delivers no frames, so its faces are aged out here, by the wall
+        # clock (its capture clock); a recording never stalls, it ends.
+        for name in self._live:
+            expired = self.pipelines[name].expire(time.time())
             if expired is not None:
                 self._publish(expired, count=False)
         now = time.monotonic()
@@ -305,15 +260,8 @@ class Daemon:
 
     def report_stats(self) -> dict[str, object]:
         """Log the stats line and publish the stats topic; returns what was reported."""
-        stats = self.stats.snapshot(reset=True)
-        stats["cpu_temp"] = cpu_temperature()
-        stats["dropped_frames"] = sum(s.dropped for s in self.mailbox.state.values())
-        stats["rss_mb"] = peak_rss_mb()
-        stats["frames_total"] = self.stats.total_frames
-        stats["events_total"] = self.stats.total_events
-        if self.mqtt is not None:
-            mqtt_stats = self.mqtt.stats()
-            stats.update({k: mqtt_stats[k] for k in ("outbox_waiting", "outbox_dropped") if k in mqtt_stats})
+        stats = collect_stats(self.stats, dropped_frames=sum(s.dropped for s in self.mailbox.state.values()),
+                              mqtt=self.mqtt.stats() if self.mqtt is not None else None)
         log.info("stats: %s", format_line(stats))
         if self.mqtt is not None:
             self.mqtt.publish_stats(stats)
@@ -337,7 +285,8 @@ class Daemon:
 
     def _flush_pipelines(self) -> None:
         for name, pipeline in self.pipelines.items():
-            closing = pipeline.flush(time.time())
+            # Closing frames carry the camera's own clock: a recording's media time, else now.
+            closing = pipeline.flush(time.time() if name in self._live else pipeline.last_timestamp)
             if closing is not None:
                 log.info("camera %s: ending %d open face(s)", name, len(closing.events))
                 self._publish(closing, count=False)

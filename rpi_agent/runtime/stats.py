@@ -6,6 +6,7 @@ import logging
 import resource
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,20 @@ class StatsWindow:
             self._frames.clear()
             self._ms.clear()
         return {"fps": fps, "cameras": cameras}
+
+
+def collect_stats(window: StatsWindow, *, dropped_frames: int,
+                  mqtt: Mapping[str, object] | None = None) -> dict[str, object]:
+    """The stats report: the window since the last one, process health, totals, outbox counts."""
+    stats = window.snapshot(reset=True)
+    stats["cpu_temp"] = cpu_temperature()
+    stats["dropped_frames"] = dropped_frames
+    stats["rss_mb"] = peak_rss_mb()
+    stats["frames_total"] = window.total_frames
+    stats["events_total"] = window.total_events
+    if mqtt is not None:
+        stats.update({k: mqtt[k] for k in ("outbox_waiting", "outbox_dropped") if k in mqtt})
+    return stats
 
 
 def format_line(stats: dict[str, object]) -> str:

@@ -17,6 +17,8 @@ class FrameSource(Protocol):
     """
 
     camera: str
+    live: bool
+    """A live feed (the daemon drops stale frames) rather than a recording (every frame is played)."""
 
     def frames(self) -> Iterator[Frame]:
         """Frames in capture order; returns when the source is exhausted or closed."""

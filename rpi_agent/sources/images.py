@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -13,33 +12,11 @@ import numpy as np
 
 from rpi_agent.domain import Frame
 from rpi_agent.errors import ImageError, SourceError
-from rpi_agent.imaging.files import IMAGE_SUFFIXES, load_rgb
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import list_images
 from rpi_agent.sources.common import ENDED, ONLINE, Pacer, SourceStatus, StateCallback, orient
 
 log = logging.getLogger(__name__)
-
-
-def natural_key(path: Path) -> tuple[object, ...]:
-    """Sort key putting ``2.jpg`` before ``10.jpg``: digit runs compare as numbers."""
-    parts = re.split(r"(\d+)", path.name)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts if p)
-
-
-def list_images(path: Path) -> list[Path]:
-    """The images of a folder (not its sub-folders) in natural order, or the one image file given.
-
-    Raises:
-        SourceError: The path is missing, or the folder holds no images.
-    """
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise SourceError(f"{path}: no such image folder or file")
-    found = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                   key=natural_key)
-    if not found:
-        raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return found
 
 
 class ImageFolderSource:
@@ -78,7 +55,10 @@ class ImageFolderSource:
         on_state: StateCallback | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
-        self.paths = list_images(self.path)
+        try:
+            self.paths = list_images(self.path)
+        except ImageError as exc:
+            raise SourceError(str(exc)) from None
         self.camera = camera
         self.fps = fps
         self.loop = loop

@@ -1,0 +1,73 @@
+"""What the daemon does with an MQTT command the sink has checked: the command policy.
+
+Runs on the MQTT thread, so it only flips a flag or queues work for the main loop; it never
+touches a pin itself. The GPIO side of an unlock is checked again here, so a sink that let a
+command through by mistake still cannot open a door that the config keeps closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Callable, Mapping
+
+from rpi_agent.config import CameraConfig
+from rpi_agent.runtime.pipeline import Pipeline
+from rpi_agent.sinks.gpio import GpioSink
+
+log = logging.getLogger(__name__)
+
+ON_OFF = {"ON": True, "OFF": False}
+
+
+class CommandPolicy:
+    """Routes ``<camera>/<feature>/set`` commands to the pipelines and the relay.
+
+    Args:
+        cameras: Camera configs by name.
+        pipelines: Pipelines by camera name (``detect`` switches them).
+        gpio: GPIO sinks by camera name (``unlock`` pulses their relay).
+    """
+
+    def __init__(self, cameras: Mapping[str, CameraConfig], pipelines: Mapping[str, Pipeline],
+                 gpio: Mapping[str, GpioSink]) -> None:
+        self._cameras = cameras
+        self._pipelines = pipelines
+        self._gpio = gpio
+        self._work: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
+
+    def __call__(self, camera: str, feature: str, payload: str) -> str | None:
+        """Act on a checked command; returns the state to echo on ``.../state``, or ``None``."""
+        value = payload.strip().upper()
+        if feature == "detect" and camera in self._pipelines and value in ON_OFF:
+            self._pipelines[camera].set_detect(ON_OFF[value])
+            log.info("camera %s: detection %s (MQTT command)", camera, value)
+            return value
+        if feature == "unlock":
+            self._unlock(camera, value)
+            return None  # the relay reports UNLOCKED/LOCKED itself on <camera>/relay/state
+        log.warning("refused MQTT command %s/%s %r", camera, feature, payload[:40])
+        return None
+
+    def _unlock(self, camera: str, value: str) -> None:
+        sink = self._gpio.get(camera)
+        cfg = self._cameras.get(camera)
+        if sink is None or cfg is None or not cfg.gpio.allow_remote_unlock or cfg.gpio.relay_pin is None:
+            log.warning("camera %s: remote unlock refused (not enabled in config)", camera)
+            return
+        try:
+            seconds = cfg.gpio.relay_seconds if value == "ON" else float(value)
+        except ValueError:
+            log.warning("camera %s: remote unlock refused: bad duration %r", camera, value[:40])
+            return
+        self._work.put(lambda: sink.unlock(seconds))
+        log.info("camera %s: remote unlock for %.1f s (MQTT command)", camera, seconds)
+
+    def run_pending(self) -> None:
+        """Carry out the queued work; call it on the main thread."""
+        while True:
+            try:
+                work = self._work.get_nowait()
+            except queue.Empty:
+                return
+            work()
