@@ -38,26 +38,29 @@ def iou_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def self_iou(boxes: np.ndarray) -> np.ndarray:
-    """IoU of every pair within one set, fast enough for NMS over hundreds of candidates.
+def iou_outer(boxes: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """IoU of every pair, fast enough for NMS over hundreds of candidates.
 
     Args:
         boxes: ``(K, 4)`` xyxy boxes.
+        others: ``(L, 4)`` xyxy boxes; default ``boxes`` themselves.
 
     Returns:
-        ``(K, K)`` float32 IoU (a tiny epsilon in the union keeps empty boxes at 0).
+        ``(K, L)`` float32 IoU (a tiny epsilon in the union keeps empty boxes at 0).
     """
-    # Outer products of 1-D coordinate rows: far cheaper than broadcasting (K, K, 2) blocks.
+    # Outer products of 1-D coordinate rows: far cheaper than broadcasting (K, L, 2) blocks.
     x1, y1, x2, y2 = np.ascontiguousarray(boxes.T, dtype=np.float32)
-    inter = np.minimum.outer(x2, x2)
-    inter -= np.maximum.outer(x1, x1)
+    u1, v1, u2, v2 = (x1, y1, x2, y2) if others is None else np.ascontiguousarray(others.T, dtype=np.float32)
+    inter = np.minimum.outer(x2, u2)
+    inter -= np.maximum.outer(x1, u1)
     np.maximum(inter, 0.0, out=inter)
-    height = np.minimum.outer(y2, y2)
-    height -= np.maximum.outer(y1, y1)
+    height = np.minimum.outer(y2, v2)
+    height -= np.maximum.outer(y1, v1)
     np.maximum(height, 0.0, out=height)
     inter *= height
     area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
-    union = np.add.outer(area, area)
+    other_area = area if others is None else np.maximum(u2 - u1, 0.0) * np.maximum(v2 - v1, 0.0)
+    union = np.add.outer(area, other_area)
     union -= inter
     union += _EPS
     inter /= union

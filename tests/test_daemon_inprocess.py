@@ -19,6 +19,7 @@ from rpi_agent.detection.face_detector import FaceDetector
 from rpi_agent.imaging.files import load_rgb
 from rpi_agent.runtime.daemon import Daemon
 from rpi_agent.runtime.pipeline import Pipeline
+from rpi_agent.sinks.commands import DetectCommand, UnlockCommand
 
 RELAY, LED = 17, 27
 
@@ -135,8 +136,8 @@ def test_remote_unlock_refused_unless_enabled(tmp_path, pins, one_face_folder, b
     daemon = Daemon(config(one_face_folder, tmp_path / "state", built_model("RFB-320")), gpio_factory="mock")
     daemon._build_gpio()
     try:
-        assert daemon.commands(CAMERA, "unlock", "ON") is None
-        assert daemon.commands("garage", "detect", "ON") is None
+        assert daemon.commands(CAMERA, "unlock", UnlockCommand()) is None
+        assert daemon.commands("garage", "detect", DetectCommand(on=True)) is None
         daemon.commands.run_pending()  # nothing was queued: the relay stays as it was
     finally:
         daemon.gpio[CAMERA].close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rpi_agent.geometry import iou_matrix, match_best_pairs, match_by_score, self_iou
+from rpi_agent.geometry import iou_matrix, iou_outer, match_best_pairs, match_by_score
 
 
 def test_iou_matrix_by_hand() -> None:
@@ -28,19 +28,19 @@ def test_match_best_pairs_takes_best_pairs_first() -> None:
     assert match_best_pairs(np.zeros((0, 3)), 0.3) == []
 
 
-def test_self_iou_known_values():
+def test_iou_outer_known_values():
     boxes = np.array([[0, 0, 2, 2], [1, 1, 3, 3], [10, 10, 11, 11]], np.float32)
-    iou = self_iou(boxes)
+    iou = iou_outer(boxes)
     assert iou[0, 1] == pytest.approx(1 / 7, rel=1e-4)
     assert iou[0, 2] == 0.0
     assert iou[1, 1] == pytest.approx(1.0, rel=1e-4)
 
 
-def test_self_iou_agrees_with_iou_matrix() -> None:
+def test_iou_outer_agrees_with_iou_matrix() -> None:
     rng = np.random.default_rng(3)
     xy = rng.uniform(0, 100, (30, 2))
     boxes = np.concatenate([xy, xy + rng.uniform(1, 40, (30, 2))], axis=1).astype(np.float32)
-    np.testing.assert_allclose(self_iou(boxes), iou_matrix(boxes, boxes), atol=1e-5)
+    np.testing.assert_allclose(iou_outer(boxes), iou_matrix(boxes, boxes), atol=1e-5)
 
 
 def test_match_by_score_serves_the_confident_candidate_first() -> None:

@@ -8,9 +8,10 @@ import pytest
 
 from rpi_agent.credentials import Secret, read_secret, redact_text, redact_url
 from rpi_agent.domain import FaceEvent, TrackedFace
+from rpi_agent.sinks.commands import DetectCommand, PayloadError, UnlockCommand, check_command, parse_payload
 from rpi_agent.sinks.delivery import Delivery
 from rpi_agent.sinks.discovery import discovery_messages
-from rpi_agent.sinks.topics import PayloadError, Topics, check_command, event_payload, normalise_command
+from rpi_agent.sinks.topics import Topics, event_payload
 
 TOPICS = Topics("faceagent")
 
@@ -35,26 +36,33 @@ def test_multi_level_prefix():
 
 
 @pytest.mark.parametrize(("feature", "payload", "value"), [
-    ("detect", b"ON", "ON"), ("detect", b" off \n", "OFF"), ("unlock", b"press", "ON"), ("unlock", b"ON", "ON"),
-    ("unlock", b"2.50", "2.5"), ("unlock", b"600", "600"),
+    ("detect", b"ON", DetectCommand(on=True)), ("detect", b" off \n", DetectCommand(on=False)),
+    ("unlock", b"press", UnlockCommand()), ("unlock", b"ON", UnlockCommand()), ("unlock", b"unlock", UnlockCommand()),
+    ("unlock", b"2.50", UnlockCommand(2.5)), ("unlock", b"600", UnlockCommand(600.0)),
+    ("unlock", b"0.1", UnlockCommand(0.1)), ("unlock", b" 10\r\n", UnlockCommand(10.0)),
 ])
 def test_good_command_payloads(feature, payload, value):
-    assert normalise_command(feature, payload) == value
+    assert parse_payload(feature, payload) == value
 
 
 @pytest.mark.parametrize(("feature", "payload", "message"), [
     ("detect", b"yes", "expected ON or OFF"), ("detect", b"\xff", "not UTF-8"), ("detect", b"", "expected ON"),
-    ("unlock", b"0", "seconds must be"), ("unlock", b"-1", "seconds must be"), ("unlock", b"601", "seconds must"),
-    ("unlock", b"nan", "seconds must be"), ("unlock", b"inf", "seconds must be"), ("unlock", b"open", "expected"),
+    ("unlock", b"0", "seconds must be"), ("unlock", b"-1", "plain decimal"), ("unlock", b"601", "seconds must"),
+    ("unlock", b"nan", "plain decimal"), ("unlock", b"inf", "plain decimal"), ("unlock", b"open", "expected"),
     ("reboot", b"ON", "unknown feature"),
+    # Python's float() syntax is not a duration: 1_0 would be 10 s, 1e-300 would be 0 s.
+    ("unlock", b"1_0", "plain decimal"), ("unlock", b"1e-300", "plain decimal"), ("unlock", b"1e2", "plain decimal"),
+    ("unlock", b"+5", "plain decimal"), ("unlock", b"5.", "plain decimal"), ("unlock", b".5", "plain decimal"),
+    ("unlock", "\u0663".encode(), "plain decimal"), ("unlock", b"0.05", "seconds must be"),
+    ("unlock", b"1.2345", "plain decimal"), ("unlock", b"0x10", "plain decimal"),
 ])
 def test_bad_command_payloads(feature, payload, message):
     with pytest.raises(PayloadError, match=message):
-        normalise_command(feature, payload)
+        parse_payload(feature, payload)
 
 
 def test_check_command_knows_cameras_and_remote_unlock():
-    assert check_command("door", "unlock", b"PRESS", cameras=["door"], remote_unlock=["door"]) == "ON"
+    assert check_command("door", "unlock", b"PRESS", cameras=["door"], remote_unlock=["door"]) == UnlockCommand()
     with pytest.raises(PayloadError, match="unknown camera 'gate'"):
         check_command("gate", "detect", b"ON", cameras=["door"], remote_unlock=[])
     with pytest.raises(PayloadError, match="remote unlock is not enabled"):

@@ -131,6 +131,11 @@ def test_reported_faces_pass_through_the_filters() -> None:
     results = play(board, [frame(None, i, reported=given) for i in range(3)])
     assert len(events(results, "new")) == 2
 
+    # A board's faces meet the same one threshold (the daemon passes AppConfig.min_score).
+    strict = Pipeline(camera(), ReportedFaces(), min_score=0.97)
+    results = play(strict, [frame(None, i, reported=given) for i in range(3)])
+    assert [f.box for f in results[-1].faces] == [given[1].box]
+
 
 def test_events_carry_capture_time_not_processing_time() -> None:
     face = (Detection((10.0, 10.0, 60.0, 70.0), 0.95),)

@@ -237,6 +237,21 @@ def test_video_file_plays_to_its_end(tmp_path: Path, faces_dir: Path) -> None:
     assert states == [ONLINE, ENDED]
 
 
+def test_video_frames_carry_media_time_however_fast_they_are_read(tmp_path: Path, faces_dir: Path) -> None:
+    video = tmp_path / "clip.avi"
+    write_video(video, faces_dir, names=("2.jpg", "13.jpg", "5.jpg", "2.jpg"))  # 5 fps
+    started = time.time()
+    src = OpenCVSource(str(video), camera="clip", loop=True)
+    frames: list[Frame] = []
+    for frame in src.frames():  # read as fast as they decode: far quicker than 5 fps
+        frames.append(frame)
+        if len(frames) == 8:
+            src.close()
+    gaps = np.diff([f.timestamp for f in frames])
+    np.testing.assert_allclose(gaps, 0.2, atol=1e-6)  # the recording's spacing, across the loop too
+    assert started <= frames[0].timestamp <= time.time()
+
+
 def test_video_file_loops(tmp_path: Path, faces_dir: Path) -> None:
     video = tmp_path / "clip.avi"
     written = write_video(video, faces_dir)

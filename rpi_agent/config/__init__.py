@@ -69,7 +69,17 @@ class AppConfig:
             if camera.name in seen:
                 raise ValueError(f"cameras[{index}].name: {camera.name!r} is used by another camera")
             seen.add(camera.name)
+            # One score threshold: a camera may raise it, never lower it (the detector already dropped those faces).
+            own = camera.filters.min_score
+            if own is not None and own < self.detector.threshold:
+                raise ValueError(f"cameras[{index}].filters.min_score: {own} is below detector.threshold "
+                                 f"{self.detector.threshold}, so it would never drop a face; raise it or remove it")
         _check_shared_hardware(self.cameras)
+
+    def min_score(self, camera: CameraConfig) -> float:
+        """The score a face of ``camera`` needs: its own ``filters.min_score``, else ``detector.threshold``."""
+        own = camera.filters.min_score
+        return self.detector.threshold if own is None else own
 
     def __repr__(self) -> str:
         return f"AppConfig({self.redacted_json()})"

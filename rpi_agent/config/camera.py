@@ -73,9 +73,10 @@ class FiltersConfig:
         default=0,
         metadata={"doc": "smallest face side in pixels of the detector frame (0: no limit)", "min": 0, "max": 10000},
     )
-    min_score: float = field(
-        default=0.7, metadata={"doc": "lowest face score kept (the detector's own threshold applies first)",
-                               "min": 0.0, "max": 1.0}
+    min_score: float | None = field(
+        default=None, metadata={"doc": "a higher score threshold for this camera only (default: "
+                                       "detector.threshold); not below it, where it would decide nothing",
+                                "min": 0.0, "max": 1.0}
     )
     zones: tuple[str, ...] = field(
         default=(), metadata={"doc": "if set, only faces inside one of these zones are tracked"}

@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from rpi_agent.config import CameraConfig
-from rpi_agent.runtime.pipeline import Pipeline
-from rpi_agent.sinks.gpio import GpioSink
+from rpi_agent.sinks.commands import Command, DetectCommand, UnlockCommand
+
+if TYPE_CHECKING:
+    from rpi_agent.config import CameraConfig
+    from rpi_agent.runtime.pipeline import Pipeline
+    from rpi_agent.sinks.gpio import GpioSink
 
 log = logging.getLogger(__name__)
-
-ON_OFF = {"ON": True, "OFF": False}
 
 
 class CommandPolicy:
@@ -36,30 +38,25 @@ class CommandPolicy:
         self._gpio = gpio
         self._work: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
 
-    def __call__(self, camera: str, feature: str, payload: str) -> str | None:
-        """Act on a checked command; returns the state to echo on ``.../state``, or ``None``."""
-        value = payload.strip().upper()
-        if feature == "detect" and camera in self._pipelines and value in ON_OFF:
-            self._pipelines[camera].set_detect(ON_OFF[value])
-            log.info("camera %s: detection %s (MQTT command)", camera, value)
-            return value
-        if feature == "unlock":
-            self._unlock(camera, value)
+    def __call__(self, camera: str, feature: str, command: Command) -> str | None:
+        """Act on a parsed command; returns the state to echo on ``.../state``, or ``None``."""
+        if isinstance(command, DetectCommand) and camera in self._pipelines:
+            self._pipelines[camera].set_detect(command.on)
+            log.info("camera %s: detection %s (MQTT command)", camera, command.state)
+            return command.state
+        if isinstance(command, UnlockCommand):
+            self._unlock(camera, command)
             return None  # the relay reports UNLOCKED/LOCKED itself on <camera>/relay/state
-        log.warning("refused MQTT command %s/%s %r", camera, feature, payload[:40])
+        log.warning("refused MQTT command %s/%s %r", camera, feature, str(command)[:40])
         return None
 
-    def _unlock(self, camera: str, value: str) -> None:
+    def _unlock(self, camera: str, command: UnlockCommand) -> None:
         sink = self._gpio.get(camera)
         cfg = self._cameras.get(camera)
         if sink is None or cfg is None or not cfg.gpio.allow_remote_unlock or cfg.gpio.relay_pin is None:
             log.warning("camera %s: remote unlock refused (not enabled in config)", camera)
             return
-        try:
-            seconds = cfg.gpio.relay_seconds if value == "ON" else float(value)
-        except ValueError:
-            log.warning("camera %s: remote unlock refused: bad duration %r", camera, value[:40])
-            return
+        seconds = cfg.gpio.relay_seconds if command.seconds is None else command.seconds
         self._work.put(lambda: sink.unlock(seconds))
         log.info("camera %s: remote unlock for %.1f s (MQTT command)", camera, seconds)
 

@@ -26,7 +26,7 @@ from rpi_agent.runtime.commands import CommandPolicy
 from rpi_agent.runtime.notify import Notifier
 from rpi_agent.runtime.readers import CameraReader, FrameMailbox
 from rpi_agent.runtime.signals import exit_status, signal_name, stop_handlers
-from rpi_agent.runtime.stats import StatsWindow, collect_stats, format_line
+from rpi_agent.runtime.stats import Every, StatsWindow, collect_stats, format_line
 from rpi_agent.sources import parse_source
 
 if TYPE_CHECKING:
@@ -72,10 +72,7 @@ class Daemon:
         self.readers: list[CameraReader] = []
         self.commands = CommandPolicy({c.name: c for c in config.cameras}, self.pipelines, self.gpio)
         self._live: set[str] = set()
-        self._next_stats = 0.0
-        self._next_status = 0.0
-        stats_every = config.logging.stats_interval
-        self._status_every = min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL
+        self._stats_timer = self._status_timer = Every(0.0, now=0.0)
 
     # -- building -------------------------------------------------------------------------------
     def _build_detector(self) -> Detector:
@@ -138,7 +135,7 @@ class Daemon:
             else:
                 shared = shared or self._build_detector()
                 detector = shared
-            self.pipelines[camera.name] = Pipeline(camera, detector)
+            self.pipelines[camera.name] = Pipeline(camera, detector, min_score=self.config.min_score(camera))
             source = open_source(spec, camera, lores_size=detector.input_size or DEFAULT_LORES,
                                  on_state=self._on_state)
             if source.live:
@@ -198,9 +195,9 @@ class Daemon:
         log.info("running: %s", names)
         self.notifier.ready(status=f"running: {names}")
         self.notifier.watchdog(force=True)
-        now = time.monotonic()
-        self._next_stats = now + self.config.logging.stats_interval
-        self._next_status = now + self._status_every
+        now, stats_every = time.monotonic(), self.config.logging.stats_interval
+        self._stats_timer = Every(stats_every, now=now)
+        self._status_timer = Every(min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL, now=now)
 
     def _publish_initial_states(self) -> None:
         # Retained states are (re)sent on every connect, so subscribers see LOCKED from the start.
@@ -249,13 +246,10 @@ class Daemon:
             if expired is not None:
                 self._publish(expired, count=False)
         now = time.monotonic()
-        if now >= self._next_status:
-            self._next_status = now + self._status_every
+        if self._status_timer.due(now):
             self.notifier.status(f"{self.stats.snapshot(reset=False)['fps']} fps, "
                                  f"{self.stats.total_frames} frames, {self.stats.total_events} events")
-        interval = self.config.logging.stats_interval
-        if interval > 0 and now >= self._next_stats:
-            self._next_stats = now + interval
+        if self._stats_timer.due(now):
             self.report_stats()
 
     def report_stats(self) -> dict[str, object]:
@@ -273,13 +267,13 @@ class Daemon:
         self.notifier.stopping()
         self.notifier.watchdog(force=True)
         for reader in self.readers:
-            self._guard(f"stopping camera {reader.source.camera}", reader.stop)
-        self._guard("ending open faces", self._flush_pipelines)
+            _guarded(f"stopping camera {reader.source.camera}", reader.stop)
+        _guarded("ending open faces", self._flush_pipelines)
         for name, sink in self.gpio.items():
-            self._guard(f"closing GPIO of {name} (relay LOCKED)", sink.close)
-        self._guard("final stats", self.report_stats)
+            _guarded(f"closing GPIO of {name} (relay LOCKED)", sink.close)
+        _guarded("final stats", self.report_stats)
         if self.mqtt is not None:
-            self._guard("closing MQTT", self.mqtt.close)
+            _guarded("closing MQTT", self.mqtt.close)
         self.notifier.close()
         log.info("stopped after %d frame(s), %d event(s)", self.stats.total_frames, self.stats.total_events)
 
@@ -291,10 +285,10 @@ class Daemon:
                 log.info("camera %s: ending %d open face(s)", name, len(closing.events))
                 self._publish(closing, count=False)
 
-    @staticmethod
-    def _guard(what: str, step: Callable[[], object]) -> None:
-        # Shutdown must reach the relay and the broker even if an earlier step fails.
-        try:
-            step()
-        except Exception:
-            log.exception("shutdown: %s failed", what)
+
+def _guarded(what: str, step: Callable[[], object]) -> None:
+    # Shutdown must reach the relay and the broker even if an earlier step fails.
+    try:
+        step()
+    except Exception:
+        log.exception("shutdown: %s failed", what)

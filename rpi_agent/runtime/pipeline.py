@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from rpi_agent.config.app import DetectorConfig
 from rpi_agent.config.camera import CameraConfig, FiltersConfig
 from rpi_agent.detection.base import Detector
 from rpi_agent.domain import Detection, FaceEvent, Frame, FrameResult
@@ -16,9 +17,9 @@ from rpi_agent.tracking.tracker import Tracker
 from rpi_agent.tracking.zones import ZoneSet
 
 
-def keep_detection(det: Detection, filters: FiltersConfig) -> bool:
+def keep_detection(det: Detection, filters: FiltersConfig, min_score: float) -> bool:
     """Whether a detection passes the score and size filters (zones are checked separately)."""
-    if det.score < filters.min_score:
+    if det.score < min_score:
         return False
     return min(det.width, det.height) >= filters.min_size
 
@@ -30,6 +31,8 @@ class Pipeline:
         camera: The camera's config (filters, zones, tracker, snapshot policy).
         detector: Finds the faces of each frame (the TFLite detector, or the pass-through of a
             source that detects on its own).
+        min_score: The score a face needs (:meth:`rpi_agent.config.AppConfig.min_score`); default the
+            camera's ``filters.min_score``, else ``detector.threshold``'s default.
 
     Example:
         >>> pipe = Pipeline(CameraConfig(name="door"), FaceDetector.from_model("RFB-320"))  # doctest: +SKIP
@@ -37,9 +40,11 @@ class Pipeline:
         >>> [e.type for e in result.events]  # doctest: +SKIP
     """
 
-    def __init__(self, camera: CameraConfig, detector: Detector) -> None:
+    def __init__(self, camera: CameraConfig, detector: Detector, *, min_score: float | None = None) -> None:
         self.camera = camera
         self.detector = detector
+        own = camera.filters.min_score
+        self.min_score = min_score if min_score is not None else own if own is not None else DetectorConfig().threshold
         self.zones = ZoneSet.from_config(camera.zones)
         snapshot = camera.snapshot
         self.tracker = Tracker(
@@ -110,7 +115,7 @@ class Pipeline:
         kept: list[Detection] = []
         zones: list[tuple[str, ...]] = []
         for det in detections:
-            if not keep_detection(det, self.camera.filters):
+            if not keep_detection(det, self.camera.filters, self.min_score):
                 continue
             names = self.zones.zones_of(det.box, width, height) if len(self.zones) else ()
             if self._required and not self._required.intersection(names):

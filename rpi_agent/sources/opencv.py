@@ -132,6 +132,8 @@ class OpenCVSource:
 
     def _ensure_open(self) -> bool:
         """Open the capture if needed, retrying live sources; False when closed or the file cannot open."""
+        if self._stop.is_set():
+            return False  # closed at the very end of a file: no further read would end the loop
         while self._cap is None:
             if self._stop.is_set():
                 return False
