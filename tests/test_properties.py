@@ -41,8 +41,9 @@ from rpi_agent.imaging.files import MAX_PIXELS, read_image
 from rpi_agent.paths import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "config.toml"
-BOUNDED = settings(max_examples=int(os.environ.get("FACEAGENT_PROPERTY_EXAMPLES", "150")), deadline=5000, database=None,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# A generous deadline: it catches a hang, not a slow machine (these run beside other jobs).
+BOUNDED = settings(max_examples=int(os.environ.get("FACEAGENT_PROPERTY_EXAMPLES", "150")), deadline=30_000,
+                   database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 EXIT_CODES = {0, 1, 2, EX_CONFIG}
 
 

@@ -85,8 +85,6 @@ def _check_bounds(value: Any, meta: Mapping[str, Any], path: str) -> None:
         return
     what = "length" if size is not None else "value"
     lo, hi = meta.get("min"), meta.get("max")
-    if hi is None and isinstance(value, str):
-        hi = MAX_STRING
     if lo is not None and measured < lo:
         raise ConfigError(f"{path}: {what} {_shown(measured)} is below the minimum {lo}")
     if hi is not None and measured > hi:
@@ -243,11 +241,21 @@ def load_section(cls: type[T], data: Any, *, path: str = "") -> T:
         _check_bounds(value, meta, key_path)
         kwargs[name] = value
     try:
-        return cls(**kwargs)
+        section = cls(**kwargs)
     except ValueError as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(join(path, str(exc)) if path else str(exc)) from None
+    _check_default_lengths(kwargs, fields, path)
+    return section
+
+
+def _check_default_lengths(values: Mapping[str, Any], fields: Mapping[str, Any], path: str) -> None:
+    # After __post_init__, so that a section's own, more telling check of a long value speaks first.
+    for name, value in values.items():
+        text = str(value) if isinstance(value, str | Path) else None
+        if text is not None and "max" not in fields[name].metadata and len(text) > MAX_STRING:
+            raise ConfigError(f"{join(path, name)}: length {len(text)} is above the maximum {MAX_STRING}")
 
 
 def is_secret(fld: dataclasses.Field[Any]) -> bool:
