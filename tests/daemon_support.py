@@ -129,6 +129,7 @@ enabled = false
 name = "{CAMERA}"
 source = "{folder}"
 fps = {fps}
+hold_frames = 1
 [cameras.zones.right]
 points = [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]
 [cameras.filters]

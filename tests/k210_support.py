@@ -81,10 +81,17 @@ def priors() -> np.ndarray:
     return generate_priors(SPEC)
 
 
+BOARD_CANDIDATES = 200  # k210/facedet.py decodes at most this many candidates: its heap bound
+
+
 def numpy_faces(scores: np.ndarray, loc: np.ndarray, *, threshold: float, top_k: int = -1,
                 width: float = WIDTH, height: float = HEIGHT) -> tuple[np.ndarray, np.ndarray]:
-    """The NumPy decoder on one frame's outputs: ``(M, 4)`` pixel boxes of a width x height frame, ``(M,)`` scores."""
-    options = DecodeOptions(score_threshold=threshold, top_k=top_k)
+    """The NumPy decoder, with the board's candidate bound, on one frame's outputs.
+
+    Returns:
+        ``(M, 4)`` pixel boxes of a width x height frame and ``(M,)`` scores.
+    """
+    options = DecodeOptions(score_threshold=threshold, top_k=top_k, candidate_size=BOARD_CANDIDATES)
     boxes, best = postprocess(scores[:, 1], loc, priors(), SPEC, options=options)
     return boxes * np.array([width, height, width, height], dtype=np.float32), best
 

@@ -271,6 +271,7 @@ enabled = false
 name = "door"
 source = "/frames"
 fps = 0.0
+hold_frames = 1
 
 [cameras.filters]
 min_score = 0.7

@@ -105,3 +105,20 @@ def test_missing_paths_do_not_stop_the_batch(built_model, faces_dir, tmp_path):
                      "--model", str(built_model("RFB-320")))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "2 of 3 image(s) could not be read" in proc.stderr and "2.jpg: 4 face(s)" in proc.stdout
+
+
+def test_table_is_one_row_per_image_in_natural_order(built_model, faces_dir):
+    model = str(built_model("RFB-320"))
+    proc = faceagent("detect", str(faces_dir), "--table", "--model", model)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["image", "faces", "ms"]
+    rows = [line.split() for line in lines[1:-1]]
+    photos = sorted(faces_dir.glob("*.jpg"), key=lambda p: int(p.stem))
+    assert [r[0] for r in rows] == [p.name for p in photos]
+    per_image = {json.loads(x)["image"]: len(json.loads(x)["faces"])
+                 for x in faceagent("detect", str(faces_dir), "--json", "--model", model).stdout.splitlines()}
+    assert [int(r[1]) for r in rows] == [per_image[str(p)] for p in photos]
+    assert all(float(r[2]) > 0 for r in rows)
+    assert lines[-1].startswith(f"{len(photos)} image(s), {sum(per_image.values())} face(s), median ")
+    assert faceagent("detect", str(faces_dir), "--table", "--json").returncode == 2

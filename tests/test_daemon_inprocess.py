@@ -58,7 +58,7 @@ def config(folder, state, model, *, mqtt: dict | None = None, relay_seconds: flo
         "detector": {"model": str(model)},
         "mqtt": mqtt or {"enabled": False},
         "cameras": [{
-            "name": CAMERA, "source": str(folder), "fps": 20.0, "tracker": {"min_hits": 2},
+            "name": CAMERA, "source": str(folder), "fps": 20.0, "hold_frames": 1, "tracker": {"min_hits": 2},
             "gpio": {"relay_pin": RELAY, "led_pin": LED, "relay_seconds": relay_seconds, "dwell_seconds": 0.0,
                      "cooldown_seconds": 0.0, "allow_remote_unlock": allow_unlock},
         }],
@@ -152,7 +152,7 @@ def test_two_cameras_keep_their_own_events_and_relays(tmp_path, pins, broker, re
         writer.link(faces_dir / photo, 2)
         writer.blanks(2)
         expected[name] = count_faces(detector, load_rgb(faces_dir / photo))
-        cameras.append({"name": name, "source": str(writer.folder), "fps": 10.0,
+        cameras.append({"name": name, "source": str(writer.folder), "fps": 10.0, "hold_frames": 1,
                         "tracker": {"min_hits": 2, "max_age_frames": 2, "max_age_seconds": 0.0},
                         "gpio": {"relay_pin": relay, "relay_seconds": 0.2, "dwell_seconds": 0.0}})
     prefix = f"f2{uuid.uuid4().hex[:6]}"

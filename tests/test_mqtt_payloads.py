@@ -70,26 +70,39 @@ def test_check_command_knows_cameras_and_remote_unlock():
 
 
 def test_discovery_topics_and_shared_fields():
-    msgs = discovery_messages(TOPICS, cameras=["door", "gate"], node_id="pi1", sw_version="1.2.3",
-                              discovery_prefix="ha", device_name="Hall Pi", unlock_cameras={"gate"})
+    msgs = discovery_messages(TOPICS, cameras=["door", "gate", "yard"], node_id="pi1", sw_version="1.2.3",
+                              discovery_prefix="ha", device_name="Hall Pi", unlock_cameras={"gate"},
+                              relay_cameras={"door"})
     topics = [t for t, _ in msgs]
-    assert len(topics) == len(set(topics)) == 9
+    # 5 entities per camera, plus a relay sensor on door and gate, plus the unlock button on gate.
+    assert len(topics) == len(set(topics)) == 18
     assert "ha/button/pi1/gate_unlock/config" in topics and "ha/button/pi1/door_unlock/config" not in topics
+    assert {t for t in topics if t.endswith("_relay/config")} == {
+        "ha/binary_sensor/pi1/door_relay/config", "ha/binary_sensor/pi1/gate_relay/config"}
     unique_ids = {p["unique_id"] for _, p in msgs}
-    assert len(unique_ids) == 9
+    assert len(unique_ids) == 18
     for topic, payload in msgs:
         component = topic.split("/")[1]
         assert payload["default_entity_id"] == f"{component}.{payload['unique_id']}"
+        assert "object_id" not in payload  # deprecated in Home Assistant; the name gives the same id
+        assert payload["origin"] == {"name": "faceagent", "sw_version": "1.2.3"}
         assert payload["device"] == {"identifiers": ["faceagent_pi1"], "name": "Hall Pi", "manufacturer": "faceagent",
                                      "model": "faceagent face detector", "sw_version": "1.2.3"}
         json.dumps(payload)
 
 
 def test_discovery_templates_map_counts_and_availability():
-    payloads = {t.split("/")[1]: p for t, p in discovery_messages(TOPICS, cameras=["door"], node_id="n",
-                                                                  sw_version="1")}
+    payloads = {t.split("/")[3]: p for t, p in discovery_messages(TOPICS, cameras=["door"], node_id="n",
+                                                                  sw_version="1", relay_cameras=["door"])}
+    payloads.update(binary_sensor=payloads["door_face_occupancy"], sensor=payloads["door_face_count"],
+                    switch=payloads["door_detection"], image=payloads["door_face_snapshot"])
     assert payloads["binary_sensor"]["value_template"] == "{{ 'ON' if (value | int(0)) > 0 else 'OFF' }}"
     assert payloads["sensor"]["state_topic"] == payloads["binary_sensor"]["state_topic"] == "faceagent/door/faces"
+    relay, source = payloads["door_relay"], payloads["door_source"]
+    assert (relay["state_topic"], relay["payload_on"], relay["payload_off"], relay["device_class"]) == (
+        "faceagent/door/relay/state", "UNLOCKED", "LOCKED", "lock")
+    assert source["state_topic"] == "faceagent/door/source/state" and source["entity_category"] == "diagnostic"
+    assert source["options"] == ["online", "retrying", "ended"] and source["value_template"] == "{{ value | lower }}"
     assert payloads["switch"]["command_topic"] == "faceagent/door/detect/set"
     assert payloads["switch"]["state_topic"] == "faceagent/door/detect/state"
     assert payloads["image"]["availability_template"] == "{{ 'online' if value == 'online' else 'offline' }}"

@@ -172,6 +172,25 @@ def test_image_folder_in_natural_order(folder: Path, faces_dir: Path, caplog: py
     assert states == [("demo", "source", ONLINE), ("demo", "source", ENDED)]
 
 
+def test_image_folder_holds_each_still(folder: Path) -> None:
+    frames = list(ImageFolderSource(folder, camera="demo", hold=3).frames())
+    assert [f.index for f in frames] == list(range(9))  # 3 readable images, 3 frames each
+    for k in range(0, 9, 3):
+        assert frames[k].rgb is frames[k + 1].rgb is frames[k + 2].rgb
+    assert frames[2].rgb is not frames[3].rgb
+    with pytest.raises(ValueError, match="at least 1"):
+        ImageFolderSource(folder, camera="demo", hold=0)
+
+
+def test_folder_hold_defaults_to_enough_frames_for_events(folder: Path) -> None:
+    from rpi_agent.config.camera import TrackerConfig
+
+    auto = open_source(parse_source(str(folder)), CameraConfig(name="door", fps=0.0, tracker=TrackerConfig(min_hits=4)))
+    assert auto.hold == 6  # type: ignore[attr-defined]
+    held = open_source(parse_source(str(folder)), CameraConfig(name="door", hold_frames=1))
+    assert held.hold == 1  # type: ignore[attr-defined]
+
+
 def test_image_folder_loops_until_closed(folder: Path) -> None:
     src = ImageFolderSource(folder, camera="demo", loop=True, rotation=90)
     frames = []

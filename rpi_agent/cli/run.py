@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from rpi_agent.cli.config_check import default_config_path
 from rpi_agent.cli.detect import positive_int
+from rpi_agent.cli.status_line import StatusLine
 from rpi_agent.config import load_config
 from rpi_agent.credentials import redact_url
 from rpi_agent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rpi_agent.config import AppConfig
+    from rpi_agent.runtime.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run the face detection daemon until a signal or the end of every source. Every "
                     "terminating signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, ...) stops it in order: "
                     "relay LOCKED, open faces ended, `stopped` published. One daemon per state directory. "
-                    "Under systemd (Type=notify) it reports readiness, status and watchdog pings.",
+                    "Under systemd (Type=notify) it reports readiness, status and watchdog pings. In a terminal "
+                    "(stdout a TTY) a live line shows fps, faces in view, events and the MQTT outbox.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, metavar="PATH",
@@ -101,4 +108,18 @@ def run(args: argparse.Namespace) -> int:
     log.debug("config: %s", config.redacted_json())
     # Before any pin or broker session is taken: a second daemon must not touch either.
     with StateLock(config.paths.resolved_state_dir()):
-        return Daemon(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames).run()
+        return _run_daemon(Daemon, config, args)
+
+
+def _run_daemon(daemon_cls: type[Daemon], config: AppConfig, args: argparse.Namespace) -> int:
+    if not sys.stdout.isatty():
+        return daemon_cls(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames).run()
+    # A person at a terminal: one live line of figures under the log lines.
+    line = StatusLine(sys.stdout)
+    line.install(logging.getLogger())
+    daemon = daemon_cls(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames, on_status=line.update)
+    try:
+        return daemon.run()
+    finally:
+        line.update(daemon.watchers.figures())
+        line.close()

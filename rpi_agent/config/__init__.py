@@ -26,6 +26,7 @@ from rpi_agent.config.camera import CameraConfig
 from rpi_agent.config.checks import check_environment
 from rpi_agent.config.mqtt import MqttConfig
 from rpi_agent.config.schema import apply_override, load_section, to_dict
+from rpi_agent.config.status import StatusConfig
 from rpi_agent.errors import ConfigError
 
 DEFAULT_PATHS = (Path("/etc/faceagent/config.toml"),)
@@ -38,6 +39,7 @@ __all__ = [
     "LoggingConfig",
     "MqttConfig",
     "PathsConfig",
+    "StatusConfig",
     "load_config",
     "parse_config",
 ]
@@ -53,6 +55,7 @@ class AppConfig:
         cameras: One entry per camera (``[[cameras]]`` tables), names unique.
         paths: Where state (the MQTT outbox) is kept.
         logging: Log level and the periodic stats line.
+        status: The live status page.
     """
 
     detector: DetectorConfig = field(default_factory=DetectorConfig, metadata={"doc": "face detector"})
@@ -62,6 +65,7 @@ class AppConfig:
     )
     paths: PathsConfig = field(default_factory=PathsConfig, metadata={"doc": "state directories"})
     logging: LoggingConfig = field(default_factory=LoggingConfig, metadata={"doc": "log level, stats line"})
+    status: StatusConfig = field(default_factory=StatusConfig, metadata={"doc": "live status page"})
 
     def __post_init__(self) -> None:
         seen: set[str] = set()

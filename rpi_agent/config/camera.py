@@ -210,6 +210,9 @@ class CameraConfig:
     hflip: bool = field(default=False, metadata={"doc": "mirror left-right"})
     vflip: bool = field(default=False, metadata={"doc": "mirror top-bottom"})
     loop: bool = field(default=False, metadata={"doc": "restart video files and image folders at their end"})
+    hold_frames: int = field(default=0, metadata={
+        "doc": "image folders: frames each image is shown for; 0: tracker.min_hits + 2, so the faces of each "
+               "still become events (1: every file is one frame of a sequence)", "min": 0, "max": 10000})
     lores_format: str = field(
         default="auto",
         metadata={"doc": "picamera detector stream format; auto: RGB888 on a Pi 5, YUV420 before",
@@ -229,6 +232,11 @@ class CameraConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig, metadata={"doc": "face tracking"})
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig, metadata={"doc": "JPEG snapshots"})
     gpio: GpioConfig = field(default_factory=GpioConfig, metadata={"doc": "GPIO actions"})
+
+    @property
+    def folder_hold(self) -> int:
+        """Frames each image of a folder source is shown for (``hold_frames``, or its automatic value)."""
+        return self.hold_frames or self.tracker.min_hits + 2
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):

@@ -1,9 +1,10 @@
 """The daemon: builds every stage from the config, runs the main loop, shuts down in order.
 
 This is the only module that picks concrete adapters (sources, detector, MQTT and GPIO sinks).
-Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`) and paho's network thread; the
-pipelines and sinks run on the main thread. The relay is fail-secure: every exit path (signal,
-end of input, exception) closes the GPIO sinks, which leaves the relay LOCKED.
+Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`), paho's network thread and,
+when enabled, the status page's server; the pipelines and sinks run on the main thread. The relay is
+fail-secure: every exit path (signal, end of input, exception) closes the GPIO sinks, which leaves the
+relay LOCKED.
 
 Example:
     >>> Daemon(load_config("config.toml"), gpio_factory="mock").run()  # doctest: +SKIP
@@ -27,6 +28,7 @@ from rpi_agent.runtime.notify import Notifier
 from rpi_agent.runtime.readers import CameraReader, FrameMailbox
 from rpi_agent.runtime.signals import exit_status, signal_name, stop_handlers
 from rpi_agent.runtime.stats import Every, StatsWindow, collect_stats, format_line
+from rpi_agent.runtime.watchers import Watchers
 from rpi_agent.sources import parse_source
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class Daemon:
         gpio_factory: gpiozero pin factory name (``"mock"`` off a Pi); ``None``: gpiozero's default.
         max_frames: Stop after this many frames per camera (demos, tests).
         notifier: systemd notifier; by default from the environment.
+        on_status: Called about once a second with figures for a terminal's status line.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class Daemon:
         gpio_factory: str | None = None,
         max_frames: int | None = None,
         notifier: Notifier | None = None,
+        on_status: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
         self.config = config
         self.gpio_factory = gpio_factory
@@ -66,6 +70,7 @@ class Daemon:
         self.stop_signal: int | None = None
         self.mailbox = FrameMailbox([c.name for c in config.cameras])
         self.stats = StatsWindow()
+        self.watchers = Watchers(config, self.stats, on_status=on_status)
         self.pipelines: dict[str, Pipeline] = {}
         self.gpio: dict[str, GpioSink] = {}
         self.mqtt: MqttSink | None = None
@@ -116,10 +121,11 @@ class Daemon:
             self.config.mqtt,
             cameras=[c.name for c in cameras],
             outbox_dir=state_dir,
-            on_command=self.commands,
+            on_command=self.watchers.commands(self.commands),
             sw_version=__version__,
             snapshots={c.name: c.snapshot for c in cameras},
             remote_unlock=[c.name for c in cameras if c.gpio.allow_remote_unlock and c.gpio.relay_pin is not None],
+            relays=[c.name for c in cameras if c.gpio.relay_pin is not None],
         )
 
     def _build_cameras(self) -> None:
@@ -145,6 +151,7 @@ class Daemon:
     # -- callbacks from other threads -----------------------------------------------------------
     def _on_state(self, camera: str, feature: str, value: str) -> None:
         log.info("camera %s: %s %s", camera, feature, value)
+        self.watchers.state(camera, feature, value)
         if self.mqtt is not None:
             self.mqtt.publish_state(camera, feature, value)
 
@@ -185,10 +192,12 @@ class Daemon:
         # GPIO first, so the relay is held LOCKED before anything else can go wrong.
         self._build_gpio()
         self._build_mqtt()
+        self.watchers.build()
         self._build_cameras()
         self._publish_initial_states()
         if self.mqtt is not None:
             self.mqtt.start()
+        self.watchers.start(mqtt=self.mqtt)
         for reader in self.readers:
             reader.start()
         names = ", ".join(f"{c.name} ({c.source})" for c in self.config.cameras)
@@ -201,13 +210,14 @@ class Daemon:
 
     def _publish_initial_states(self) -> None:
         # Retained states are (re)sent on every connect, so subscribers see LOCKED from the start.
-        if self.mqtt is None:
-            return
         for camera in self.config.cameras:
-            self.mqtt.publish_state(camera.name, "detect", "ON" if camera.detect else "OFF")
             sink = self.gpio.get(camera.name)
-            if sink is not None and camera.gpio.relay_pin is not None:
-                self.mqtt.publish_state(camera.name, "relay", sink.relay_state)
+            relay = sink.relay_state if sink is not None and camera.gpio.relay_pin is not None else None
+            for feature, value in (("detect", "ON" if camera.detect else "OFF"), ("relay", relay)):
+                if value is not None:
+                    self.watchers.state(camera.name, feature, value)
+                    if self.mqtt is not None:
+                        self.mqtt.publish_state(camera.name, feature, value)
 
     def _loop(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -231,9 +241,9 @@ class Daemon:
             gpio.publish(result)
         if self.mqtt is not None:
             self.mqtt.publish(result)
-        if count:
-            sinks_ms = (time.perf_counter() - start) * 1e3
-            self.stats.add(camera, {**result.ms, "sinks": sinks_ms}, events=len(result.events))
+        ms = {**result.ms, "sinks": (time.perf_counter() - start) * 1e3} if count else None
+        self.stats.add(camera, ms, events=len(result.events))  # ms None: faces ended by the clock, no frame
+        self.watchers.frame(result, ms=ms)
         # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
         for event in result.events:
             log.info("camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
@@ -249,6 +259,7 @@ class Daemon:
         if self._status_timer.due(now):
             self.notifier.status(f"{self.stats.snapshot(reset=False)['fps']} fps, "
                                  f"{self.stats.total_frames} frames, {self.stats.total_events} events")
+        self.watchers.tick(now)
         if self._stats_timer.due(now):
             self.report_stats()
 
@@ -274,6 +285,7 @@ class Daemon:
         _guarded("final stats", self.report_stats)
         if self.mqtt is not None:
             _guarded("closing MQTT", self.mqtt.close)
+        _guarded("closing the status page", self.watchers.close)
         self.notifier.close()
         log.info("stopped after %d frame(s), %d event(s)", self.stats.total_frames, self.stats.total_events)
 

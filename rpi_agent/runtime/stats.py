@@ -45,11 +45,14 @@ class StatsWindow:
         self.total_events = 0
         self.last_fps = 0.0
 
-    def add(self, camera: str, ms: dict[str, float], *, events: int = 0) -> None:
-        """Count one processed frame and its stage timings."""
+    def add(self, camera: str, ms: dict[str, float] | None, *, events: int = 0) -> None:
+        """Count one processed frame and its stage timings; ``ms`` None: events only, no frame (faces
+        ended by the clock or at shutdown)."""
+        self.total_events += events
+        if ms is None:
+            return
         self._frames[camera] += 1
         self.total_frames += 1
-        self.total_events += events
         for stage, value in ms.items():
             self._ms[camera][stage] += value
 

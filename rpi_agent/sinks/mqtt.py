@@ -55,6 +55,7 @@ class MqttSink:
         sw_version: Shown in the Home Assistant device block.
         snapshots: Snapshot policy per camera (default: full frame, quality 80, any zone).
         remote_unlock: Cameras for which the ``unlock`` command is accepted at all.
+        relays: Cameras with a relay (announced to Home Assistant as a lock sensor).
 
     Raises:
         ConfigError: A topic is not valid, a TLS file cannot be loaded or the outbox cannot be opened.
@@ -62,7 +63,7 @@ class MqttSink:
 
     def __init__(self, config: MqttConfig, *, cameras: list[str], outbox_dir: Path, on_command: CommandHandler,
                  sw_version: str, snapshots: Mapping[str, SnapshotConfig] | None = None,
-                 remote_unlock: Collection[str] = ()) -> None:
+                 remote_unlock: Collection[str] = (), relays: Collection[str] = ()) -> None:
         self.config = config
         self.cameras = list(cameras)
         self.topics = Topics(config.topic_prefix)
@@ -72,6 +73,7 @@ class MqttSink:
         self._sw_version = sw_version
         self._snapshots = dict(snapshots or {})
         self._remote_unlock = frozenset(remote_unlock)
+        self._relays = frozenset(relays)
         self._commands = CommandRouter(self.topics, cameras=self.cameras, remote_unlock=self._remote_unlock,
                                        on_command=on_command, on_state=self.publish_state)
         self._retained: dict[str, bytes] = {}  # the latest of each, sent again on every connection
@@ -225,5 +227,6 @@ class MqttSink:
         for topic, payload in discovery_messages(
             self.topics, cameras=self.cameras, node_id=self.node_id, sw_version=self._sw_version,
             discovery_prefix=ha.discovery_prefix, device_name=ha.device_name, unlock_cameras=self._remote_unlock,
+            relay_cameras=self._relays,
         ):
             link.send(topic, json.dumps(payload, separators=(",", ":")).encode(), qos=1, retain=True)

@@ -63,8 +63,8 @@ def open_source(
     if spec.kind == "path" and _is_images(spec):
         from rpi_agent.sources.images import ImageFolderSource
 
-        return ImageFolderSource(spec.path, camera=camera.name, fps=camera.fps, loop=camera.loop, on_state=on_state,
-                                 **orient)  # type: ignore[arg-type]
+        return ImageFolderSource(spec.path, camera=camera.name, fps=camera.fps, loop=camera.loop,
+                                 hold=camera.folder_hold, on_state=on_state, **orient)  # type: ignore[arg-type]
     from rpi_agent.sources.opencv import OpenCVSource
 
     return OpenCVSource(

@@ -22,14 +22,16 @@ log = logging.getLogger(__name__)
 class ImageFolderSource:
     """Plays the images of a folder in natural order at a set rate, optionally looping.
 
-    An unreadable image is logged and skipped. Boxes are in the pixels of each image, so images of
-    different sizes may be mixed.
+    Each image is shown ``hold`` frames in a row, as a camera would see a still scene: a tracker needs
+    a face in several frames before it announces it. An unreadable image is logged and skipped. Boxes
+    are in the pixels of each image, so images of different sizes may be mixed.
 
     Args:
         path: A folder of images, or one image file.
         camera: Camera name put on every frame.
         fps: Frames per second; 0 plays as fast as the consumer takes them.
         loop: Start again after the last image.
+        hold: Frames each image is shown for (1: each file is one frame of a sequence).
         rotation: Clockwise degrees applied to every image.
         hflip: Mirror left-right.
         vflip: Mirror top-bottom.
@@ -49,6 +51,7 @@ class ImageFolderSource:
         camera: str,
         fps: float = 0.0,
         loop: bool = False,
+        hold: int = 1,
         rotation: int = 0,
         hflip: bool = False,
         vflip: bool = False,
@@ -62,6 +65,9 @@ class ImageFolderSource:
         self.camera = camera
         self.fps = fps
         self.loop = loop
+        if hold < 1:
+            raise ValueError(f"hold must be at least 1 frame, got {hold}")
+        self.hold = hold
         self._orient = {"rotation": rotation, "hflip": hflip, "vflip": vflip}
         self._stop = threading.Event()
         self._status = SourceStatus(camera, on_state)
@@ -71,20 +77,22 @@ class ImageFolderSource:
         pacer = Pacer(self.fps, self._stop)
         index = 0
         self._status.set(ONLINE)
-        log.info("camera %s: playing %d image(s) from %s at %s fps%s", self.camera, len(self.paths), self.path,
-                 self.fps or "full", ", looping" if self.loop else "")
+        log.info("camera %s: playing %d image(s) from %s at %s fps%s%s", self.camera, len(self.paths), self.path,
+                 self.fps or "full", f", {self.hold} frames each" if self.hold > 1 else "",
+                 ", looping" if self.loop else "")
         while not self._stop.is_set():
             played = 0
             for path in self.paths:
                 rgb = self._load(path)
                 if rgb is None:
                     continue
-                if not pacer.wait():
-                    return
                 played += 1
                 height, width = rgb.shape[:2]
-                yield Frame(self.camera, index, time.time(), rgb, width, height)
-                index += 1
+                for _ in range(self.hold):
+                    if not pacer.wait():
+                        return
+                    yield Frame(self.camera, index, time.time(), rgb, width, height)
+                    index += 1
             if not self.loop or played == 0:
                 break
         self._status.set(ENDED)
