@@ -157,20 +157,16 @@ class Daemon:
 
     def _on_signal(self, signum: int) -> None:
         log.info("%s received: stopping", signal_name(signum))
-        if self.stop_signal is None:
-            self.stop_signal = signum
+        self.stop_signal = self.stop_signal or signum  # the first one sets the exit status
         self.stop_event.set()
 
     # -- running --------------------------------------------------------------------------------
     def run(self) -> int:
         """Build, run until a signal or the end of every source, then shut down in order.
 
-        Every terminating signal Python can catch leads to the same shutdown
-        (:mod:`rpi_agent.runtime.signals`).
-
         Returns:
-            0 after every source ended or a ``SIGTERM``/``SIGINT``; 128 + N after another signal N
-            (``SIGHUP``: 129), so that systemd's ``Restart=on-failure`` starts the daemon again.
+            0 after every source ended or a SIGTERM/SIGINT; 128 + N after another signal N (SIGHUP: 129,
+            so systemd's ``Restart=on-failure`` starts it again): :mod:`rpi_agent.runtime.signals`.
 
         Raises:
             SourceError: A camera failed in a way its retries could not fix (after the shutdown).
