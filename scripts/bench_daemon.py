@@ -1,18 +1,29 @@
 #!/usr/bin/env python3
-"""Benchmark the daemon end to end against bare inference on the same frames; prints JSON.
+"""Benchmark the daemon end to end against a bare decode + detect loop on the same frames; prints JSON.
 
 Frames: the shared face photos letterboxed to a camera-like size (default 640x480) as JPEG, each shown
 twice (the tracker's ``min_hits``, so faces become events) then a blank frame, the whole set repeated.
-Two worker processes run on them, one after the other, so each peak RSS is its own:
+Both sides get the same frames, the same decoding and the same detector built from the same config:
 
-- ``bare``: ``FaceDetector.detect`` (preprocess, TFLite, decode) in a loop, plus the interpreter's
-  ``invoke`` alone;
-- ``daemon``: the real :class:`rpi_agent.runtime.daemon.Daemon` on an image-folder source played as fast as it
-  goes (fps 0, every frame processed), mock GPIO pins with a relay and LED, and a throwaway local
-  Mosquitto when the binary is installed (else MQTT off; the JSON says which).
+- ``bare``: a reader thread decodes each JPEG exactly as the daemon's image-folder source does
+  (``orient(load_rgb(path))``) into a one-slot queue, and the main thread runs ``FaceDetector.detect``
+  with the daemon's detector settings: the daemon's own threads, without the daemon;
+- ``daemon``: the real :class:`rpi_agent.runtime.daemon.Daemon` on an image-folder source played as
+  fast as it goes (fps 0, every frame processed), mock GPIO pins with a relay and an LED, a throwaway
+  local Mosquitto when the binary is installed (else MQTT off; the JSON says which), and the log of
+  ``faceagent run`` (INFO lines to stderr, read by this script as journald would).
+
+Each worker is its own process, so each peak RSS (``ru_maxrss``) is its own and the bare one holds only
+what decoding and detection import. The workers alternate for ``--rounds`` rounds, so load from other
+processes drifts onto both alike; the figures are the medians over the rounds, the ratio is the ratio of
+the medians (each round's ratio is listed too). fps is frames processed after the first one, divided by
+the time from the first frame's result to the last one's; for the daemon, to the moment the broker has
+acknowledged every event (a daemon whose MQTT thread falls behind is no faster than its delivery;
+``frame_loop_fps`` leaves the delivery out). ``bare_sequential`` (decode then detect on one thread) is
+run once per round too, for reference.
 
 Usage:
-    .venv/bin/python scripts/bench_daemon.py [--model RFB-320] [--threads 1] [--size 640x480] [--repeat 3]
+    .venv/bin/python scripts/bench_daemon.py [--model RFB-320] [--size 640x480] [--repeat 2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -24,29 +35,41 @@ import platform
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from rpi_agent.config import parse_config
-from rpi_agent.detection.face_detector import FaceDetector
-from rpi_agent.detection.preprocess import fit_to_input
-from rpi_agent.imaging.files import load_rgb
-from rpi_agent.paths import shared_dir
-from rpi_agent.runtime.daemon import Daemon
+TARGET_RATIO = 0.90
+TARGET_RSS_MB = 80.0
 
 
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: list[str] | None = None) -> int:
     """Letterboxed photos, twice each then a blank frame, ``repeat`` times; returns the frame count."""
+    import numpy as np
     from PIL import Image
+
+    from rpi_agent.detection.preprocess import fit_to_input
+    from rpi_agent.imaging.files import load_rgb
+    from rpi_agent.paths import shared_dir
 
     faces = shared_dir()
     if faces is None:
@@ -65,57 +88,10 @@ def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: lis
     return count
 
 
-def run_bare(folder: Path, model: str, threads: int) -> dict[str, object]:
-    detector = FaceDetector.from_model(model, num_threads=threads)
-    paths = sorted(folder.glob("*.jpg"))
-    detector.detect(load_rgb(paths[0]))  # warm-up: first invoke allocates
-    totals: dict[str, float] = {}
-    elapsed = loading = 0.0
-    for path in paths:
-        # Frames are decoded one at a time (not all kept) so the peak RSS is the detector's.
-        start = time.perf_counter()
-        rgb = load_rgb(path)
-        loaded = time.perf_counter()
-        result = detector.detect(rgb)
-        elapsed += time.perf_counter() - loaded
-        loading += loaded - start
-        for stage, ms in result.ms.items():
-            totals[stage] = totals.get(stage, 0.0) + ms
-    net_in, _ = fit_to_input(rgb, detector.detector.width, detector.detector.height, detector.resize)
-    start = time.perf_counter()
-    for _ in paths:
-        detector.detector.run(net_in)
-    invoke = time.perf_counter() - start
-    return {
-        "fps": round(len(paths) / elapsed, 2),
-        "ms": {k: round(v / len(paths), 2) for k, v in totals.items()},
-        "invoke_only_fps": round(len(paths) / invoke, 2),
-        "jpeg_decode_ms": round(loading / len(paths) * 1e3, 2),
-        "peak_rss_mb": peak_rss_mb(),
-    }
+def bench_config(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path) -> Any:
+    from rpi_agent.config import parse_config
 
-
-class TimedDaemon(Daemon):
-    """The daemon, noting when the first and last frames were processed and its final stats."""
-
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
-        self.first = self.last = 0.0
-        self.final: dict[str, object] = {}
-
-    def _publish(self, result, *, count=True):  # type: ignore[no-untyped-def]
-        now = time.perf_counter()
-        self.first = self.first or now
-        self.last = now
-        super()._publish(result, count=count)
-
-    def report_stats(self):  # type: ignore[no-untyped-def]
-        self.final = super().report_stats()
-        return self.final
-
-
-def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path) -> dict[str, object]:
-    raw = {
+    return parse_config({
         "detector": {"model": model, "threads": threads},
         "mqtt": {"enabled": mqtt_port is not None, "host": "127.0.0.1", "port": mqtt_port or 1883,
                  "client_id": f"bench-{os.getpid()}", "password_credential": "",
@@ -123,20 +99,85 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
         "cameras": [{"name": "bench", "source": str(folder), "fps": 0.0, "tracker": {"min_hits": 2},
                      "gpio": {"relay_pin": 17, "led_pin": 27, "relay_seconds": 0.5}}],
         "paths": {"state_dir": str(state)},
-        "logging": {"stats_interval": 0.0},
-    }
-    daemon = TimedDaemon(parse_config(raw), gpio_factory="mock")
+    })
+
+
+def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict[str, object]:
+    """Decode (on a reader thread when ``pipelined``, as the daemon does) and detect every frame."""
+    import queue
+
+    from rpi_agent.detection.decoder import DecodeOptions
+    from rpi_agent.detection.face_detector import FaceDetector
+    from rpi_agent.imaging.files import load_rgb
+    from rpi_agent.sources.common import orient
+
+    cfg = bench_config(folder, model, threads, None, folder).detector
+    detector = FaceDetector.from_model(cfg.model, num_threads=cfg.threads, resize=cfg.resize,
+                                       options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou))
+    paths = sorted(folder.glob("*.jpg"))
+    detector.detect(load_rgb(paths[0]))  # warm-up: the first invoke allocates (the daemon's is timed out too)
+    slot: queue.Queue[Any] = queue.Queue(maxsize=1)
+
+    def read() -> None:
+        for path in paths:
+            slot.put(orient(load_rgb(path)))
+
+    if pipelined:
+        threading.Thread(target=read, daemon=True).start()
+    stamps, faces = [], 0
+    for path in paths:
+        rgb = slot.get() if pipelined else orient(load_rgb(path))
+        faces += len(detector.detect(rgb).faces)
+        stamps.append(time.perf_counter())
+    return {"fps": round((len(paths) - 1) / (stamps[-1] - stamps[0]), 2), "frames": len(paths), "faces": faces,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path) -> dict[str, object]:
+    from rpi_agent.cli import configure_logging
+    from rpi_agent.runtime.daemon import Daemon
+
+    class TimedDaemon(Daemon):
+        """The daemon, noting when the first and last frames were processed and its final stats."""
+
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            self.first = self.last = self.delivered = 0.0
+            self.final: dict[str, object] = {}
+
+        def _publish(self, result, *, count=True):  # type: ignore[no-untyped-def]
+            super()._publish(result, count=count)
+            if count:  # frames only: the closing results of the shutdown are no frames
+                self.last = time.perf_counter()
+                self.first = self.first or self.last
+
+        def _loop(self) -> None:
+            super()._loop()
+            # Frames are done; the events are not until the broker acknowledged them all.
+            while self.mqtt is not None and len(self.mqtt.outbox) and time.perf_counter() - self.last < 60:
+                time.sleep(0.005)
+            self.delivered = time.perf_counter()
+
+        def report_stats(self):  # type: ignore[no-untyped-def]
+            self.final = super().report_stats()
+            return self.final
+
+    configure_logging(0, False)  # what `faceagent run` logs, to stderr (the parent reads it, like journald)
+    daemon = TimedDaemon(bench_config(folder, model, threads, mqtt_port, state), gpio_factory="mock")
+    started = time.perf_counter()
     daemon.run()
-    frames = int(daemon.final.get("frames_total", 0))  # type: ignore[arg-type]
-    cameras = daemon.final.get("cameras", {})
-    ms = cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {}
+    final, frames = daemon.final, int(daemon.final.get("frames_total", 0))  # type: ignore[call-overload]
+    cameras = final.get("cameras", {})
     return {
-        "fps": round((frames - 1) / (daemon.last - daemon.first), 2) if frames > 1 else 0.0,
-        "frames": frames,
-        "events": daemon.final.get("events_total"),
-        "ms": ms,
+        "fps": round((frames - 1) / (daemon.delivered - daemon.first), 2) if frames > 1 else 0.0,
+        "frame_loop_fps": round((frames - 1) / (daemon.last - daemon.first), 2) if frames > 1 else 0.0,
+        "frames": frames, "events": final.get("events_total"),
+        "ms": cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {},
+        "delivery_lag_s": round(daemon.delivered - daemon.last, 3),
+        "startup_and_shutdown_s": round(time.perf_counter() - started - (daemon.delivered - daemon.first), 2),
+        "mqtt": {k: final.get(k) for k in ("outbox_waiting", "outbox_dropped", "snapshots_dropped")}
+        if mqtt_port else "disabled (mosquitto not installed)",
         "peak_rss_mb": peak_rss_mb(),
-        "mqtt": f"mosquitto on 127.0.0.1:{mqtt_port}" if mqtt_port else "disabled (mosquitto not installed)",
     }
 
 
@@ -164,34 +205,59 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int] | None
 
 
 def worker(args: argparse.Namespace) -> None:
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
     folder = Path(args.folder)
-    if args.worker == "bare":
-        result = run_bare(folder, args.model, args.threads)
-    else:
+    if args.worker == "daemon":
         result = run_daemon(folder, args.model, args.threads, args.mqtt_port, Path(args.state))
+    else:
+        result = run_bare(folder, args.model, args.threads, pipelined=args.worker == "bare")
     print(json.dumps(result))
 
 
-def spawn(kind: str, args: argparse.Namespace, folder: Path, extra: list[str]) -> dict[str, object]:
+def spawn(kind: str, args: argparse.Namespace, folder: Path, extra: list[str]) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", kind, "--folder", str(folder), "--model", args.model,
                "--threads", str(args.threads), *extra]
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"bench_daemon: {kind} worker failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if kind == "daemon":
+        result["log_lines"] = len(proc.stderr.splitlines())
+    return result
+
+
+def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str, list[dict[str, Any]]]:
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "daemon": [], "bare_sequential": []}
+    broker = start_mosquitto(tmpdir)
+    try:
+        for index in range(args.rounds):
+            # Alternate who goes first, so a load change within a round hits both alike.
+            order = ("bare", "daemon") if index % 2 == 0 else ("daemon", "bare")
+            for kind in (*order, "bare_sequential"):
+                state = tmpdir / f"state-{index}"  # a fresh outbox each round
+                extra = ["--state", str(state)] + (["--mqtt-port", str(broker[1])] if broker else [])
+                runs[kind].append(spawn(kind, args, folder, extra if kind == "daemon" else []))
+    finally:
+        if broker:
+            broker[0].terminate()
+            broker[0].wait(10)
+    return runs
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"fps": statistics.median(r["fps"] for r in runs), "fps_rounds": [r["fps"] for r in runs],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "last_round": runs[-1]}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="RFB-320")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--size", default="640x480", help="frame size WxH (camera-like)")
-    parser.add_argument("--repeat", type=int, default=3, help="passes over the photos")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="RFB-320", help="built variant or .tflite path (default RFB-320)")
+    parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1, as the daemon)")
+    parser.add_argument("--size", default="640x480", help="frame size WxH (camera-like; default 640x480)")
+    parser.add_argument("--repeat", type=int, default=2, help="passes over the photos (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bare/daemon rounds (default 3)")
     parser.add_argument("--photos", help="only these photos, e.g. 5,13,22 (few faces, like a door camera)")
-    parser.add_argument("--worker", choices=("bare", "daemon"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("bare", "bare_sequential", "daemon"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--mqtt-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--state", help=argparse.SUPPRESS)
@@ -199,30 +265,35 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size: expected WxH such as 640x480, got {args.size!r}")
+    if args.rounds < 1 or args.repeat < 1:
+        parser.error("--rounds and --repeat must be at least 1")
     with tempfile.TemporaryDirectory(prefix="faceagent-bench-") as tmp:
         tmpdir = Path(tmp)
         folder = tmpdir / "frames"
         folder.mkdir()
-        only = args.photos.split(",") if args.photos else None
-        frames = make_frames(folder, width=width, height=height, repeat=args.repeat, only=only)
-        bare = spawn("bare", args, folder, [])
-        broker = start_mosquitto(tmpdir)
-        extra = ["--state", str(tmpdir / "state")] + (["--mqtt-port", str(broker[1])] if broker else [])
-        try:
-            daemon = spawn("daemon", args, folder, extra)
-        finally:
-            if broker:
-                broker[0].terminate()
-                broker[0].wait(10)
+        frames = make_frames(folder, width=width, height=height, repeat=args.repeat,
+                             only=args.photos.split(",") if args.photos else None)
+        load_before = os.getloadavg()[0]
+        runs = run_rounds(args, tmpdir, folder)
+    bare, daemon = summary(runs["bare"]), summary(runs["daemon"])
+    ratio = round(daemon["fps"] / bare["fps"], 3)
     report = {
         "model": args.model, "threads": args.threads, "frame_size": f"{width}x{height}", "frames": frames,
-        "photos": args.photos or "all",
-        "frames_with_faces": frames * 2 // 3, "bare_inference": bare, "daemon_end_to_end": daemon,
-        "daemon_vs_bare_fps": round(float(daemon["fps"]) / float(bare["fps"]), 3),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version()},
+        "photos": args.photos or "all", "rounds": args.rounds,
+        "bare_decode_and_detect": bare, "daemon_end_to_end": daemon,
+        "bare_sequential": summary(runs["bare_sequential"]),
+        "daemon_vs_bare_fps": ratio,
+        "round_ratios": [round(d["fps"] / b["fps"], 3) for b, d in zip(runs["bare"], runs["daemon"], strict=True)],
+        "acceptance": {"fps_ratio_at_least_0.90": ratio >= TARGET_RATIO,
+                       "daemon_peak_rss_at_most_80_mb": daemon["peak_rss_mb"] <= TARGET_RSS_MB},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
     }
+    report["accepted"] = all(report["acceptance"].values())  # type: ignore[attr-defined]
     print(json.dumps(report, indent=2))
 
 
