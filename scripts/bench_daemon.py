@@ -52,6 +52,21 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread of this process, by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(task.name), "other")
+        found[name] = round(found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
+    return found
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -123,13 +138,16 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
             slot.put(orient(load_rgb(path)))
 
     if pipelined:
-        threading.Thread(target=read, daemon=True).start()
-    stamps, faces = [], 0
+        threading.Thread(target=read, name="reader", daemon=True).start()
+    stamps, cpu, faces = [], [], 0
     for path in paths:
         rgb = slot.get() if pipelined else orient(load_rgb(path))
         faces += len(detector.detect(rgb).faces)
         stamps.append(time.perf_counter())
+        cpu.append(time.process_time())
+    threads = thread_cpu_s()
     return {"fps": round((len(paths) - 1) / (stamps[-1] - stamps[0]), 2), "frames": len(paths), "faces": faces,
+            "cpu_ms_per_frame": round((cpu[-1] - cpu[0]) / (len(paths) - 1) * 1e3, 3), "cpu_s_by_thread": threads,
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -142,7 +160,8 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
 
         def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
             super().__init__(*args, **kwargs)
-            self.first = self.last = self.delivered = 0.0
+            self.first = self.last = self.delivered = self.cpu_first = self.cpu_delivered = 0.0
+            self.threads: dict[str, float] = {}
             self.final: dict[str, object] = {}
 
         def _publish(self, result, *, count=True):  # type: ignore[no-untyped-def]
@@ -150,13 +169,15 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
             if count:  # frames only: the closing results of the shutdown are no frames
                 self.last = time.perf_counter()
                 self.first = self.first or self.last
+                self.cpu_first = self.cpu_first or time.process_time()
 
         def _loop(self) -> None:
             super()._loop()
             # Frames are done; the events are not until the broker acknowledged them all.
             while self.mqtt is not None and len(self.mqtt.outbox) and time.perf_counter() - self.last < 60:
                 time.sleep(0.005)
-            self.delivered = time.perf_counter()
+            self.delivered, self.cpu_delivered = time.perf_counter(), time.process_time()
+            self.threads = thread_cpu_s()
 
         def report_stats(self):  # type: ignore[no-untyped-def]
             self.final = super().report_stats()
@@ -172,6 +193,8 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
         "fps": round((frames - 1) / (daemon.delivered - daemon.first), 2) if frames > 1 else 0.0,
         "frame_loop_fps": round((frames - 1) / (daemon.last - daemon.first), 2) if frames > 1 else 0.0,
         "frames": frames, "events": final.get("events_total"),
+        "cpu_ms_per_frame": round((daemon.cpu_delivered - daemon.cpu_first) / max(1, frames - 1) * 1e3, 3),
+        "cpu_s_by_thread": daemon.threads,
         "ms": cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {},
         "delivery_lag_s": round(daemon.delivered - daemon.last, 3),
         "startup_and_shutdown_s": round(time.perf_counter() - started - (daemon.delivered - daemon.first), 2),
@@ -245,6 +268,7 @@ def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"fps": statistics.median(r["fps"] for r in runs), "fps_rounds": [r["fps"] for r in runs],
+            "cpu_ms_per_frame": statistics.median(r["cpu_ms_per_frame"] for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "last_round": runs[-1]}
 
 
@@ -287,6 +311,7 @@ def main() -> None:
         "bare_decode_and_detect": bare, "daemon_end_to_end": daemon,
         "bare_sequential": summary(runs["bare_sequential"]),
         "daemon_vs_bare_fps": ratio,
+        "daemon_vs_bare_cpu_per_frame": round(daemon["cpu_ms_per_frame"] / bare["cpu_ms_per_frame"], 3),
         "round_ratios": [round(d["fps"] / b["fps"], 3) for b, d in zip(runs["bare"], runs["daemon"], strict=True)],
         "acceptance": {"fps_ratio_at_least_0.90": ratio >= TARGET_RATIO,
                        "daemon_peak_rss_at_most_80_mb": daemon["peak_rss_mb"] <= TARGET_RSS_MB},
