@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Collection
 
@@ -20,6 +21,8 @@ from rpi_agent.domain import FaceEvent, Frame, FrameResult, TrackedFace
 
 log = logging.getLogger(__name__)
 
+NICE = 10
+"""Nice value of the snapshot thread (the daemon's other threads keep theirs)."""
 CROP_MARGIN = 0.4
 """Fraction of the face box added on each side when cropping, so the crop shows the head."""
 
@@ -135,6 +138,12 @@ class SnapshotWorker:
             return camera, self._waiting.pop(camera)
 
     def _run(self) -> None:
+        try:
+            # Linux nice value of this thread alone: on a busy CPU the frame loop and the event delivery go
+            # first, and this thread falls behind (its requests replaced and counted) instead of them.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        except (AttributeError, OSError) as exc:
+            log.debug("snapshot thread keeps its priority: %s", exc)
         while (job := self._next()) is not None:
             camera, (frame, face, policy) = job
             try:

@@ -80,5 +80,9 @@ def event_payload(event: FaceEvent) -> bytes:
     ``after.id`` names the face for its whole life (``new`` … ``end``); ``message_id`` names one
     message, so a consumer can drop the duplicates that at-least-once delivery may bring.
     """
-    body = {"message_id": f"{_ID_PREFIX}{next(_ID_COUNTER):016x}", **event.to_dict()}
+    after = event.after.to_dict()
+    # FaceEvent.to_dict's shape; a new face is its own "before": converted once.
+    before = after if event.before is event.after else event.before.to_dict()
+    body = {"message_id": f"{_ID_PREFIX}{next(_ID_COUNTER):016x}", "type": event.type, "before": before,
+            "after": after}
     return _ENCODER.encode(body).encode()
