@@ -139,14 +139,18 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
 
     if pipelined:
         threading.Thread(target=read, name="reader", daemon=True).start()
-    stamps, cpu, faces = [], [], 0
+    stamps, cpu, faces, totals = [], [], 0, dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
     for path in paths:
         rgb = slot.get() if pipelined else orient(load_rgb(path))
-        faces += len(detector.detect(rgb).faces)
+        found = detector.detect(rgb)
+        faces += len(found.faces)
+        for stage, ms in found.ms.items():
+            totals[stage] = totals.get(stage, 0.0) + ms
         stamps.append(time.perf_counter())
         cpu.append(time.process_time())
     threads = thread_cpu_s()
     return {"fps": round((len(paths) - 1) / (stamps[-1] - stamps[0]), 2), "frames": len(paths), "faces": faces,
+            "ms": {stage: round(total / len(paths), 2) for stage, total in totals.items()},
             "cpu_ms_per_frame": round((cpu[-1] - cpu[0]) / (len(paths) - 1) * 1e3, 3), "cpu_s_by_thread": threads,
             "peak_rss_mb": peak_rss_mb()}
 
