@@ -241,8 +241,10 @@ class Daemon:
         self.stats.add(camera, ms, events=len(result.events))  # ms None: faces ended by the clock, no frame
         self.watchers.frame(result, ms=ms)
         # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
-        for event in result.events:
-            log.info("camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
+        # One record per frame, one line per event: a crowd makes dozens of events a frame.
+        if result.events and log.isEnabledFor(logging.INFO):
+            log.info("%s", "\n".join(f"camera {camera}: face {e.after.id} {e.type} (score {e.after.score:.2f})"
+                                     for e in result.events))
 
     def _housekeeping(self) -> None:
         # A stalled live source delivers no frames, so its faces are aged out here, by the wall
