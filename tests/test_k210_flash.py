@@ -93,7 +93,7 @@ def test_real_kflash_on_a_stand_in_serial_port_fails_in_one_line(firmware: Path)
         os.close(master)
         os.close(slave)
     assert proc.returncode == 1
-    assert proc.stderr.startswith("faceagent: kflash failed: Greeting fail"), proc.stderr
+    assert proc.stderr.startswith("faceagent: error: kflash failed: Greeting fail"), proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert shlex.split(proc.stdout.splitlines()[0])[-1] == str(firmware)  # the command was shown before it ran
 

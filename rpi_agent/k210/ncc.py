@@ -102,7 +102,10 @@ def compile_tflite(ncc: Path, source: Path, target: Path, frames: np.ndarray, *,
         report = _run(cmd, "compile")
         if not tmp_target.is_file():
             raise ModelError("ncc compile wrote no kmodel")
-        kmodel_format.parse(tmp_target.read_bytes())  # refuse to publish a file the runtime could not read
+        try:  # refuse to publish a file the runtime could not read whole
+            kmodel_format.parse(tmp_target.read_bytes())
+        except ModelError as exc:
+            raise ModelError(f"ncc compile of {source.name} wrote a broken kmodel ({exc}); not kept") from None
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp_target, target)
     return report

@@ -125,6 +125,8 @@ def resolve_source(name: str, source: Path | None) -> Path:
         ModelError: It does not exist.
     """
     path = source or model_file(name, "fp32")
+    if path.suffix != ".tflite":
+        raise ModelError(f"{path}: ncc {NCC_VERSION} reads TFLite (and Caffe) only, not {path.suffix or 'this'}")
     if not path.is_file():
         raise ModelError(f"{path}: no such model file" + ("" if source else f": run `faceagent models build {name}`"))
     return path
