@@ -45,9 +45,11 @@ def register_flash(sub: argparse._SubParsersAction, epilog: str) -> None:  # typ
                        help="kmodel to write (default <cache>/models/slim-320/slim-320-k210-v4.kmodel)")
     flash.add_argument("--model-offset", metavar="ADDR",
                        help="write the kmodel into flash at this address (e.g. 0x300000) instead of the SD card")
-    flash.add_argument("--sd", type=Path, metavar="DIR", help="mounted SD card: copy main.py, facedet.py, the kmodel")
+    flash.add_argument("--sd", type=Path, metavar="DIR",
+                       help="mounted SD card: copy main.py, facedet.py, kpu_api.py and the kmodel there")
     flash.add_argument("--baud", type=int, default=1500000, help="kflash upload speed (default 1500000)")
-    flash.add_argument("--kflash", metavar="CMD", help="kflash command (default: kflash on PATH, else python -m kflash)")
+    flash.add_argument("--kflash", metavar="CMD",
+                       help="kflash command (default: kflash on PATH, else python -m kflash)")
     flash.add_argument("--dry-run", action="store_true", help="print every command and copy, run none")
     flash.set_defaults(func=run_flash)
 
@@ -106,6 +108,9 @@ def make_kfpkg(firmware: Path, model: Path, offset: int, target: Path) -> Path:
 def run_flash(args: argparse.Namespace) -> int:
     """Flash the board (or print what would be done); returns the exit code."""
     model = _check_inputs(args)
+    missing = [name for name in ("main.py", "facedet.py", "kpu_api.py") if not (BOARD_SCRIPTS / name).is_file()]
+    if missing:
+        raise ModelError(f"board scripts {', '.join(missing)} not found in {BOARD_SCRIPTS} (k210/ of the source tree)")
     offset = parse_offset(args.model_offset) if args.model_offset is not None else None
     base = [*_kflash_cmd(args.kflash), "-p", args.port, "-b", str(args.baud), "-B", args.board]
     with tempfile.TemporaryDirectory(prefix="faceagent-flash-") as tmp:
