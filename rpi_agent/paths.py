@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from rpi_agent.errors import ModelError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -43,3 +45,19 @@ def model_file(name: str, precision: str = "int8") -> Path:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return models_dir() / name / f"{name}-{precision}.tflite"
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A model path from a file path, ``NAME`` (INT8 build) or ``NAME:fp32``.
+
+    Raises:
+        ModelError: Neither an existing file nor a built variant.
+    """
+    candidate = Path(model)
+    if candidate.suffix == ".tflite" or candidate.exists():
+        return candidate
+    name, _, precision = str(model).partition(":")
+    path = model_file(name, precision or "int8")
+    if not path.is_file():
+        raise ModelError(f"model {model!r} is not built ({path} missing): run `faceagent models build {name}`")
+    return path

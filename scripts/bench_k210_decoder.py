@@ -28,14 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from rpi_agent.decoder import DecodeOptions, postprocess
+from rpi_agent.detection.decoder import DecodeOptions, postprocess
+from rpi_agent.detection.preprocess import fit_to_input
+from rpi_agent.detection.priors import PriorSpec, generate_priors
 from rpi_agent.errors import FaceAgentError
-from rpi_agent.images import iter_image_paths, load_rgb
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import iter_image_paths
 from rpi_agent.k210.micropython import run_micropython
 from rpi_agent.k210.simulator import simulate
 from rpi_agent.paths import models_dir, shared_dir
-from rpi_agent.preprocess import fit_to_input
-from rpi_agent.priors import PriorSpec, generate_priors
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = PriorSpec(320, 240)

@@ -19,6 +19,6 @@ if [ -z "${FACEAGENT_WEIGHTS_DIR:-}" ] && [ -d ../shared/models/upstream ]; then
 fi
 .venv/bin/faceagent models fetch "${fetch_args[@]}"
 .venv/bin/faceagent models build RFB-320 slim-320
-.venv/bin/faceagent detect "$photos" --model RFB-320 --annotate "$out"
+.venv/bin/faceagent detect "$photos" --model RFB-320 --annotate "$out" --table
 echo
 echo "quickstart: annotated images are in $out/ ; next: faceagent --help, README.md"

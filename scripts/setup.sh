@@ -9,5 +9,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+# peers: the benchmark-only runtimes of scripts/bench_peers.py (MNN, ncnn, libfacedetection), never
+# needed by the daemon (the Pi installer installs the bare wheel).
+.venv/bin/python -m pip install --quiet -e ".[dev,peers]"
 echo "setup: installed $(.venv/bin/faceagent --version) into .venv"

@@ -102,7 +102,8 @@ def make_certs(directory: Path) -> Certs:
 class Broker:
     """One mosquitto process with an anonymous, a password and a TLS listener on 127.0.0.1."""
 
-    def __init__(self, workdir: Path, *, certs: Certs) -> None:
+    def __init__(self, workdir: Path, *, certs: Certs, extra_config: str = "") -> None:
+        self.extra_config = extra_config
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -136,6 +137,7 @@ class Broker:
             f"acl_file {self.acl_file}\n"
             f"cafile {self.certs.ca}\ncertfile {self.certs.server_cert}\nkeyfile {self.certs.server_key}\n"
             "require_certificate true\n"
+            f"{self.extra_config}"
         )
 
     @property
@@ -195,14 +197,17 @@ class V311OnlyProxy:
 
     A CONNECT with protocol level 5 gets the MQTT 3.1.1 refusal ``CONNACK`` return code 1
     (unacceptable protocol version) and the socket is closed; any other CONNECT is passed on to
-    the real broker byte for byte. ``refused`` counts the refusals.
+    the real broker byte for byte. ``refused`` counts the refusals. With ``refuse_v5=False`` it
+    passes MQTT 5 on too, until set to True; :meth:`drop` closes every open connection.
     """
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, refuse_v5: bool = True) -> None:
         import threading
 
         self.target = (target_host, target_port)
+        self.refuse_v5 = refuse_v5
         self.refused = 0
+        self._open: list[socket.socket] = []
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
         self._stop = threading.Event()
@@ -260,11 +265,12 @@ class V311OnlyProxy:
             level_at = head.find(b"\x00\x04MQTT") + 6
             if not head or level_at < 6 or len(head) <= level_at:
                 return
-            if head[level_at] == 5:
+            if head[level_at] == 5 and self.refuse_v5:
                 self.refused += 1
                 conn.sendall(b"\x20\x02\x00\x01")
                 return
             with socket.create_connection(self.target) as upstream:
+                self._open += [conn, upstream]
                 upstream.sendall(head)
                 self._spawn(self._pipe, upstream, conn)
                 self._pipe(conn, upstream)
@@ -281,6 +287,14 @@ class V311OnlyProxy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
+    def drop(self) -> None:
+        """Cut every connection passed on so far (as a network failure would)."""
+        opened, self._open = self._open, []
+        for sock in opened:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         self._stop.set()
+        self.drop()
         self._server.close()

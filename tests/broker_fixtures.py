@@ -23,8 +23,9 @@ from paho.mqtt.properties import Properties
 
 from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.config.mqtt import HomeAssistantConfig, MqttConfig, OutboxConfig
+from rpi_agent.domain import FaceEvent, Frame, FrameResult, TrackedFace
+from rpi_agent.sinks.commands import CommandHandler
 from rpi_agent.sinks.mqtt import MqttSink
-from rpi_agent.types import FaceEvent, Frame, FrameResult, TrackedFace
 
 WAIT = 20.0
 """Upper bound for any wait on the broker; tests normally finish far sooner."""
@@ -146,7 +147,7 @@ def make_sink(tmp_path: Path) -> Iterator[Callable[..., MqttSink]]:
     made: list[MqttSink] = []
 
     def make(config: MqttConfig, *, outbox_dir: Path | None = None, start: bool = True,
-             on_command: Callable[[str, str, str], str | None] | None = None,
+             on_command: CommandHandler | None = None,
              snapshots: Mapping[str, SnapshotConfig] | None = None, remote_unlock: Collection[str] = ()) -> MqttSink:
         sink = MqttSink(config, cameras=["door"], outbox_dir=outbox_dir or tmp_path / "state",
                         on_command=on_command or (lambda c, f, p: None), sw_version="0.0-test",

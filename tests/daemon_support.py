@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.imaging.files import load_rgb
 
 CAMERA = "door"
 MIN_SCORE = 0.7
@@ -129,6 +129,7 @@ enabled = false
 name = "{CAMERA}"
 source = "{folder}"
 fps = {fps}
+hold_frames = 1
 [cameras.zones.right]
 points = [[0.5, 0.0], [1.0, 0.0], [1.0, 1.0], [0.5, 1.0]]
 [cameras.filters]

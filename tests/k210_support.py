@@ -13,14 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpi_agent.decoder import DecodeOptions, postprocess
+from rpi_agent.detection.decoder import DecodeOptions, postprocess
+from rpi_agent.detection.preprocess import fit_to_input
+from rpi_agent.detection.priors import PriorSpec, generate_priors
+from rpi_agent.domain import Detection
 from rpi_agent.errors import FaceAgentError
-from rpi_agent.images import iter_image_paths, load_rgb
+from rpi_agent.evaluation.agreement import greedy_match
+from rpi_agent.geometry import iou_matrix
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import iter_image_paths
 from rpi_agent.k210.micropython import run_micropython
 from rpi_agent.paths import models_dir, shared_dir
-from rpi_agent.preprocess import fit_to_input
-from rpi_agent.priors import PriorSpec, generate_priors
-from rpi_agent.types import Detection
 
 KMODELS = ("slim-320", "RFB-320")
 WIDTH, HEIGHT = 320, 240
@@ -110,10 +113,17 @@ def priors() -> np.ndarray:
     return generate_priors(SPEC)
 
 
+BOARD_CANDIDATES = 200  # k210/facedet.py decodes at most this many candidates: its heap bound
+
+
 def numpy_faces(scores: np.ndarray, loc: np.ndarray, *, threshold: float, top_k: int = -1,
                 width: float = WIDTH, height: float = HEIGHT) -> tuple[np.ndarray, np.ndarray]:
-    """The NumPy decoder on one frame's outputs: ``(M, 4)`` pixel boxes of a width x height frame, ``(M,)`` scores."""
-    options = DecodeOptions(score_threshold=threshold, top_k=top_k)
+    """The NumPy decoder, with the board's candidate bound, on one frame's outputs.
+
+    Returns:
+        ``(M, 4)`` pixel boxes of a width x height frame and ``(M,)`` scores.
+    """
+    options = DecodeOptions(score_threshold=threshold, top_k=top_k, candidate_size=BOARD_CANDIDATES)
     boxes, best = postprocess(scores[:, 1], loc, priors(), SPEC, options=options)
     return boxes * np.array([width, height, width, height], dtype=np.float32), best
 
@@ -132,23 +142,13 @@ def kmodel_detections(name: str, *, threshold: float) -> list[list[Detection]]:
 
 
 def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, w) * max(0.0, h)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    return float(iou_matrix([a], [b])[0, 0])
 
 
 def match_counts(found: list[Detection], reference: list[Detection], *, min_iou: float = 0.5) -> tuple[int, int, int]:
     """Greedy one-to-one matching, best score first: ``(true positives, false positives, misses)``."""
-    free = list(reference)
-    tp = 0
-    for det in sorted(found, key=lambda d: -d.score):
-        best = max(free, key=lambda r: iou(det.box, r.box), default=None)
-        if best is not None and iou(det.box, best.box) >= min_iou:
-            free.remove(best)
-            tp += 1
-    return tp, len(found) - tp, len(free)
+    tp = len(greedy_match(reference, found, iou_threshold=min_iou))
+    return tp, len(found) - tp, len(reference) - tp
 
 
 def f1_score(tp: int, fp: int, fn: int) -> float:

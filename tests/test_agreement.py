@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.domain import Detection
 from rpi_agent.evaluation.agreement import agreement_options, compare, compare_detectors, greedy_match
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import iter_image_paths
+from rpi_agent.imaging.listing import iter_image_paths
 from rpi_agent.paths import model_file
-from rpi_agent.types import Detection
 
 MIN_F1 = 0.95
 

@@ -25,10 +25,11 @@ from broker import Broker
 from broker_fixtures import Recorder
 from PIL import Image
 
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.domain import Detection
+from rpi_agent.evaluation.agreement import compare
+from rpi_agent.imaging.files import load_rgb
 from rpi_agent.paths import REPO_ROOT, cache_dir
-from rpi_agent.types import Detection
 
 pytestmark = pytest.mark.arm64
 
@@ -126,25 +127,10 @@ def _detections(lines: str) -> dict[str, list[Detection]]:
     return found
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, w) * max(0.0, h)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _match(found: list[Detection], reference: list[Detection]) -> tuple[int, int, int]:
     """Greedy one-to-one matching, best score first: (matched, extra, missed)."""
-    free = [r for r in reference if r.score >= SCORE_MIN]
-    kept = [d for d in found if d.score >= SCORE_MIN]
-    matched = 0
-    for det in sorted(kept, key=lambda d: -d.score):
-        best = max(free, key=lambda r: _iou(det.box, r.box), default=None)
-        if best is not None and _iou(det.box, best.box) >= IOU_MIN:
-            free.remove(best)
-            matched += 1
-    return matched, len(kept) - matched, len(free)
+    agreement = compare(reference, found, min_score=SCORE_MIN, iou_threshold=IOU_MIN)
+    return agreement.matched, agreement.candidate - agreement.matched, agreement.reference - agreement.matched
 
 
 def _f1_against_x86(on_arm: dict[str, list[Detection]], faces_dir: Path, model: Path) -> float:
@@ -285,6 +271,7 @@ enabled = false
 name = "door"
 source = "/frames"
 fps = 0.0
+hold_frames = 1
 
 [cameras.filters]
 min_score = 0.7

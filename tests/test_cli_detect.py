@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rpi_agent.images import load_rgb
+from rpi_agent.imaging.files import load_rgb
 
 
 def faceagent(*args, check=False):
@@ -72,3 +72,20 @@ def test_bad_arguments_exit_2(faces_dir, tmp_path):
     assert proc.returncode == 2 and "must be in [0, 1)" in proc.stderr
     proc = faceagent("detect", str(tmp_path), "--model", "/nonexistent.tflite")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
+
+
+def test_table_is_one_row_per_image_in_natural_order(built_model, faces_dir):
+    model = str(built_model("RFB-320"))
+    proc = faceagent("detect", str(faces_dir), "--table", "--model", model)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["image", "faces", "ms"]
+    rows = [line.split() for line in lines[1:-1]]
+    photos = sorted(faces_dir.glob("*.jpg"), key=lambda p: int(p.stem))
+    assert [r[0] for r in rows] == [p.name for p in photos]
+    per_image = {json.loads(x)["image"]: len(json.loads(x)["faces"])
+                 for x in faceagent("detect", str(faces_dir), "--json", "--model", model).stdout.splitlines()}
+    assert [int(r[1]) for r in rows] == [per_image[str(p)] for p in photos]
+    assert all(float(r[2]) > 0 for r in rows)
+    assert lines[-1].startswith(f"{len(photos)} image(s), {sum(per_image.values())} face(s), median ")
+    assert faceagent("detect", str(faces_dir), "--table", "--json").returncode == 2

@@ -96,6 +96,8 @@ BAD = {
                               "cameras[0].zones.door.points"),
     "zone point not a pair": (f"{CAMERA}[cameras.zones.door]\npoints = [[0, 0, 1], [1, 0], [1, 1]]\n",
                               "cameras[0].zones.door.points[0]: expected 2 items"),
+    "min_score below the detector threshold": (f"{CAMERA}[cameras.filters]\nmin_score = 0.5\n",
+                                               "cameras[0].filters.min_score: 0.5 is below detector.threshold 0.7"),
     "unknown zone in gpio": (f"{CAMERA}[cameras.gpio]\nrelay_pin = 17\nzones = ['hall']\n",
                              "cameras[0].gpio.zones: unknown zone 'hall'"),
     "missing model": (f"[detector]\nmodel = 'no-such-model'\n{CAMERA}", "detector.model:"),
@@ -219,3 +221,12 @@ def test_unwritable_state_dir_is_a_config_error(tmp_path, built_model):
     assert proc.returncode == EX_CONFIG, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
         f"faceagent: config error: paths.state_dir: cannot create {blocker}/state: Not a directory")
+
+
+def test_one_score_threshold_that_a_camera_may_raise():
+    config = parse_config({"cameras": [{"name": "door"}, {"name": "gate", "filters": {"min_score": 0.8}},
+                                       {"name": "board", "source": "k210:/dev/ttyUSB0"}]})
+    assert config.detector.threshold == 0.7
+    assert [config.min_score(c) for c in config.cameras] == [0.7, 0.8, 0.7]
+    lower = parse_config({"detector": {"threshold": 0.5}, "cameras": [{"name": "door"}]})
+    assert lower.min_score(lower.cameras[0]) == 0.5

@@ -18,7 +18,7 @@ from daemon_support import (
     write_config,
 )
 
-from rpi_agent.face_detector import FaceDetector
+from rpi_agent.detection.face_detector import FaceDetector
 
 REPEAT = 2  # frames per photo = min_hits, so every face is announced on the photo's last frame
 GAP = 2  # blank frames after each photo = max_age_frames, so every face ends before the next photo

@@ -15,10 +15,11 @@ from gpiozero.pins.mock import MockFactory
 from paho.mqtt.enums import CallbackAPIVersion
 
 from rpi_agent.config import parse_config
-from rpi_agent.daemon import Daemon
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
-from rpi_agent.pipeline import Pipeline
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.runtime.daemon import Daemon
+from rpi_agent.runtime.pipeline import Pipeline
+from rpi_agent.sinks.commands import DetectCommand, UnlockCommand
 
 RELAY, LED = 17, 27
 
@@ -57,7 +58,7 @@ def config(folder, state, model, *, mqtt: dict | None = None, relay_seconds: flo
         "detector": {"model": str(model)},
         "mqtt": mqtt or {"enabled": False},
         "cameras": [{
-            "name": CAMERA, "source": str(folder), "fps": 20.0, "tracker": {"min_hits": 2},
+            "name": CAMERA, "source": str(folder), "fps": 20.0, "hold_frames": 1, "tracker": {"min_hits": 2},
             "gpio": {"relay_pin": RELAY, "led_pin": LED, "relay_seconds": relay_seconds, "dwell_seconds": 0.0,
                      "cooldown_seconds": 0.0, "allow_remote_unlock": allow_unlock},
         }],
@@ -135,9 +136,9 @@ def test_remote_unlock_refused_unless_enabled(tmp_path, pins, one_face_folder, b
     daemon = Daemon(config(one_face_folder, tmp_path / "state", built_model("RFB-320")), gpio_factory="mock")
     daemon._build_gpio()
     try:
-        assert daemon._on_command(CAMERA, "unlock", "ON") is None
-        assert daemon._on_command("garage", "detect", "ON") is None
-        assert daemon._commands.empty()
+        assert daemon.commands(CAMERA, "unlock", UnlockCommand()) is None
+        assert daemon.commands("garage", "detect", DetectCommand(on=True)) is None
+        daemon.commands.run_pending()  # nothing was queued: the relay stays as it was
     finally:
         daemon.gpio[CAMERA].close()
     assert pin_history(pins, RELAY) == [False]
@@ -151,7 +152,7 @@ def test_two_cameras_keep_their_own_events_and_relays(tmp_path, pins, broker, re
         writer.link(faces_dir / photo, 2)
         writer.blanks(2)
         expected[name] = count_faces(detector, load_rgb(faces_dir / photo))
-        cameras.append({"name": name, "source": str(writer.folder), "fps": 10.0,
+        cameras.append({"name": name, "source": str(writer.folder), "fps": 10.0, "hold_frames": 1,
                         "tracker": {"min_hits": 2, "max_age_frames": 2, "max_age_seconds": 0.0},
                         "gpio": {"relay_pin": relay, "relay_seconds": 0.2, "dwell_seconds": 0.0}})
     prefix = f"f2{uuid.uuid4().hex[:6]}"

@@ -1,17 +1,19 @@
 import numpy as np
 import pytest
 
-from rpi_agent.decoder import (
+from rpi_agent.detection import decoder
+from rpi_agent.detection.decoder import (
+    NMS_BLOCK,
     DecodeOptions,
-    Quantization,
     candidates_above,
     decode_boxes,
-    dequantize,
+    greedy_keep,
     hard_nms,
-    iou_matrix,
     postprocess,
 )
-from rpi_agent.priors import PriorSpec, generate_priors
+from rpi_agent.detection.priors import PriorSpec, generate_priors
+from rpi_agent.detection.quantization import Quantization, dequantize
+from rpi_agent.geometry import iou_outer
 
 SPEC = PriorSpec(320, 240)
 
@@ -28,14 +30,6 @@ def test_offsets_use_the_variances():
     loc = np.array([[1.0, 0.0, 5 * np.log(2.0), 0.0]], np.float32)
     boxes = decode_boxes(loc, priors, SPEC)
     np.testing.assert_allclose(boxes, [[0.52 - 0.2, 0.3, 0.52 + 0.2, 0.7]], atol=1e-6)
-
-
-def test_iou_matrix_known_values():
-    boxes = np.array([[0, 0, 2, 2], [1, 1, 3, 3], [10, 10, 11, 11]], np.float32)
-    iou = iou_matrix(boxes)
-    assert iou[0, 1] == pytest.approx(1 / 7, rel=1e-4)
-    assert iou[0, 2] == 0.0
-    assert iou[1, 1] == pytest.approx(1.0, rel=1e-4)
 
 
 def test_hard_nms_keeps_best_and_drops_overlaps():
@@ -95,3 +89,48 @@ def test_bad_options_rejected():
         DecodeOptions(score_threshold=1.5)
     with pytest.raises(ValueError):
         DecodeOptions(iou_threshold=0.0)
+
+
+def _greedy_reference(boxes: np.ndarray, iou: float, top_k: int = -1) -> list[int]:
+    """Textbook greedy NMS, one full IoU matrix."""
+    overlaps = iou_outer(boxes) > iou
+    keep: list[int] = []
+    for i in range(boxes.shape[0]):
+        if not any(overlaps[k, i] for k in keep):
+            keep.append(i)
+    return keep[:top_k] if top_k > 0 else keep
+
+
+@pytest.mark.parametrize("sweep", [True, False], ids=["sweep", "blocks"])
+@pytest.mark.parametrize("count", [40, NMS_BLOCK, NMS_BLOCK + 1, 3 * NMS_BLOCK + 17])
+def test_nms_is_one_greedy_pass(count, sweep, monkeypatch):
+    if sweep:
+        monkeypatch.setattr(decoder, "SWEEP_FROM", 2)
+    else:  # candidates too dense to sweep go through IoU blocks
+        monkeypatch.setattr(decoder, "MAX_SWEEP_PAIRS", 0)
+    rng = np.random.default_rng(count)
+    # Clusters of jittered boxes, as around real faces, so blocks suppress each other's boxes.
+    centres = rng.uniform(0, 300, (max(count // 6, 1), 2))[rng.integers(0, max(count // 6, 1), count)]
+    centres += rng.normal(0, 4, centres.shape)
+    sizes = rng.uniform(8, 40, (count, 1))
+    boxes = np.hstack([centres - sizes / 2, centres + sizes / 2]).astype(np.float32)
+    keep = greedy_keep(boxes, DecodeOptions(iou_threshold=0.3))
+    assert keep.tolist() == _greedy_reference(boxes, 0.3)
+    assert 1 < keep.size < count  # overlaps were found and some boxes survived
+    limited = greedy_keep(boxes, DecodeOptions(iou_threshold=0.3, top_k=keep.size - 1))
+    assert limited.tolist() == keep.tolist()[:-1]
+
+
+def test_sweep_lists_exactly_the_overlapping_pairs():
+    rng = np.random.default_rng(7)
+    xy = rng.uniform(0, 200, (300, 2))
+    boxes = np.hstack([xy, xy + rng.uniform(5, 30, (300, 2))]).astype(np.float32)
+    pairs = decoder.overlapping_pairs(boxes, 0.1)
+    assert pairs is not None
+    upper = np.triu(iou_outer(boxes) > 0.1, k=1)
+    assert sorted(zip(*(p.tolist() for p in pairs), strict=True)) == sorted(zip(*np.nonzero(upper), strict=True))
+    assert 0 < len(pairs[0]) < 300 * 299 // 20
+
+
+def test_no_candidate_limit_by_default():
+    assert DecodeOptions().candidate_size == -1 and DecodeOptions().top_k == -1

@@ -1,12 +1,13 @@
+import cv2
 import numpy as np
 import pytest
 
-from rpi_agent.decoder import Quantization
-from rpi_agent.detector import TFLiteDetector, input_lut
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.detection.priors import PriorSpec
+from rpi_agent.detection.quantization import Quantization
+from rpi_agent.detection.tflite import TFLiteDetector, input_lut
 from rpi_agent.errors import ModelError
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
-from rpi_agent.priors import PriorSpec
+from rpi_agent.imaging.files import load_rgb
 
 
 def test_input_lut_identity_for_raw_uint8_and_shift_for_int8():
@@ -77,3 +78,20 @@ def test_delegate_is_reported_truthfully(built_model):
     assert det.delegate_nodes == 1
     fp32 = TFLiteDetector(built_model("RFB-320", "fp32"))
     assert fp32.delegate_nodes >= 1
+
+
+def test_int8_input_flips_the_top_bit_like_the_lut(built_model, faces_dir):
+    det = TFLiteDetector(built_model("RFB-320"))
+    assert det.input_quant == Quantization(1 / 128, -1)
+    lut = input_lut(np.dtype(np.int8), det.input_quant)
+    assert lut is not None
+    rgb = cv2.resize(load_rgb(faces_dir / "2.jpg"), det.input_size)
+    fast = det.run(rgb)
+    fast_scores, fast_loc = fast.scores.copy(), fast.loc.copy()
+    interp = det._interp
+    interp.set_tensor(interp.get_input_details()[0]["index"], lut[rgb][None])
+    interp.invoke()
+    slow = det._loc["index"], det._scores["index"]
+    np.testing.assert_array_equal(fast_loc, interp.get_tensor(slow[0]).reshape(-1, 4))
+    np.testing.assert_array_equal(fast_scores, interp.get_tensor(slow[1]).reshape(-1, 2)[:, 1])
+    assert (fast_scores.astype(np.int16) > 0).sum() > 4  # a group photo: some priors score above 0.5

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rpi_agent.domain import Detection
 from rpi_agent.errors import DatasetError
 from rpi_agent.evaluation.submission import read_prediction, read_predictions, to_xywh, write_prediction
 from rpi_agent.evaluation.widerface import (
@@ -19,7 +20,6 @@ from rpi_agent.evaluation.widerface import (
     thresholds,
     voc_ap,
 )
-from rpi_agent.types import Detection
 
 
 def loop_image_eval(pred: np.ndarray, gt: np.ndarray, counted: np.ndarray, iou: float) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from rpi_agent.cli import main
+from rpi_agent.detection.face_detector import FaceDetector
 from rpi_agent.evaluation.runner import EVAL_OPTIONS, list_val_images, predict
 from rpi_agent.evaluation.widerface import SETTINGS, evaluate, load_ground_truth
-from rpi_agent.face_detector import FaceDetector
 from rpi_agent.paths import model_file
 
 SUBSET = 40

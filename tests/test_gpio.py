@@ -14,9 +14,9 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from rpi_agent.config.camera import GpioConfig
+from rpi_agent.domain import FaceEvent, Frame, FrameResult, TrackedFace
 from rpi_agent.errors import ConfigError, GpioError
 from rpi_agent.sinks.gpio import LOCKED, UNLOCKED, GpioSink, make_pin_factory
-from rpi_agent.types import FaceEvent, Frame, FrameResult, TrackedFace
 
 RELAY, LED, BUZZER = 17, 27, 22
 WAIT = 10.0  # generous upper bound for a background timer to fire; never a measured duration
@@ -71,7 +71,7 @@ def face(face_id: str = "f1", zones: tuple[str, ...] = ()) -> TrackedFace:
 
 
 def result(*faces: TrackedFace, new: tuple[TrackedFace, ...] = ()) -> FrameResult:
-    frame = Frame("door", 0, 0.0, None, 640, 480, detections=())
+    frame = Frame("door", 0, 0.0, None, 640, 480, )
     events = tuple(FaceEvent("new", f, f) for f in new)
     return FrameResult(frame, faces, events, {})
 

@@ -3,7 +3,8 @@ import pytest
 from PIL import Image
 
 from rpi_agent.errors import ImageError
-from rpi_agent.images import iter_image_paths, load_rgb
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import iter_image_paths
 
 
 def test_real_photo_loads_as_rgb(faces_dir):
@@ -62,7 +63,7 @@ def test_missing_file_and_empty_folder(tmp_path):
         load_rgb(tmp_path / "nope.jpg")
     with pytest.raises(ImageError, match="holds no images"):
         list(iter_image_paths([tmp_path]))
-    with pytest.raises(ImageError, match="no such file or folder"):
+    with pytest.raises(ImageError, match="no such image file or folder"):
         list(iter_image_paths([tmp_path / "gone"]))
 
 
@@ -72,3 +73,15 @@ def test_folder_is_sorted_and_recursive(tmp_path):
         (tmp_path / rel).write_bytes(b"x")
     names = [p.relative_to(tmp_path).as_posix() for p in iter_image_paths([tmp_path])]
     assert names == ["0.JPG", "a/1.png", "b/2.jpg"]
+
+
+def test_detect_and_the_folder_source_read_the_same_images_in_the_same_order(tmp_path):
+    from rpi_agent.sources.images import ImageFolderSource
+
+    for rel in ("10.jpg", "2.jpg", "sub/1.png", "notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    listed = [p.relative_to(tmp_path).as_posix() for p in iter_image_paths([tmp_path])]
+    assert listed == ["2.jpg", "10.jpg", "sub/1.png"]  # natural order, sub-folders included
+    played = [p.relative_to(tmp_path).as_posix() for p in ImageFolderSource(tmp_path, camera="demo").paths]
+    assert played == listed

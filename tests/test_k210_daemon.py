@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from broker_fixtures import WAIT
-from daemon_support import MIN_SCORE, DaemonProcess, lifecycles, received_events, write_config
+from daemon_support import CAMERA, MIN_SCORE, DaemonProcess, lifecycles, received_events, write_config
 from k210_support import iou, run_board, sd_card
 
 MIN_HITS = 2
@@ -79,6 +79,9 @@ def test_board_lines_become_tracked_mqtt_events(tmp_path: Path, broker, recorder
         done = daemon.wait_log(lambda d: sum(t == "end" for _, t in d.logged_events()) >= len(faces), 60)
         assert done, daemon.log()
         assert rec.wait_for(lambda: len(rec.payloads(f"{prefix}/events")) >= 2 * len(faces), WAIT)
+        # The board's link state reaches MQTT like any camera's (it once had no state callback).
+        state_topic = f"{prefix}/{CAMERA}/source/state"
+        assert rec.wait_for(lambda: b"ONLINE" in rec.payloads(state_topic), WAIT), rec.payloads(state_topic)
         code = daemon.stop(signal.SIGTERM)
     finally:
         board.stop.set()

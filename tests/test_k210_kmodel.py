@@ -20,8 +20,8 @@ from k210_support import (
     simulated,
 )
 
-from rpi_agent.decoder import DecodeOptions
-from rpi_agent.face_detector import FaceDetector
+from rpi_agent.detection.decoder import DecodeOptions
+from rpi_agent.detection.face_detector import FaceDetector
 from rpi_agent.k210.simulator import simulate
 from rpi_agent.paths import model_file
 

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import queue
 import threading
+import time
 import tty
 from pathlib import Path
 
 import pytest
 
+from rpi_agent.config.camera import CameraConfig
+from rpi_agent.domain import Detection
 from rpi_agent.errors import ConfigError, ProtocolError, SourceError
-from rpi_agent.sources.k210 import K210Source, parse_line, parse_spec
-from rpi_agent.types import Detection
+from rpi_agent.sources import open_source
+from rpi_agent.sources.k210 import K210Source, parse_line
+from rpi_agent.sources.spec import parse_source
 
 WAIT = 10.0  # seconds to wait for something that normally takes milliseconds
 
@@ -83,7 +88,7 @@ GARBAGE = [
 def test_frames_garbage_and_a_disconnect_over_a_pty(tmp_path: Path) -> None:
     board = PtyBoard(tmp_path / "ttyK210")
     states: list[str] = []
-    source = K210Source(str(board.link), baud=115200, read_timeout=0.05, backoff=0.05, backoff_max=0.2,
+    source = K210Source(str(board.link), baud=115200, read_timeout=0.05, retry_initial=0.05, retry_max=0.2,
                         on_state=lambda camera, feature, value: states.append(f"{camera}/{feature}={value}"))
     out: queue.Queue[tuple[float, list[Detection]]] = queue.Queue()
     reader = threading.Thread(target=_consume, args=(source, out), daemon=True)
@@ -121,7 +126,7 @@ def test_frames_garbage_and_a_disconnect_over_a_pty(tmp_path: Path) -> None:
 
 
 def test_close_stops_a_source_whose_port_never_appears(tmp_path: Path) -> None:
-    source = K210Source(str(tmp_path / "absent"), read_timeout=0.05, backoff=0.05, backoff_max=0.1)
+    source = K210Source(str(tmp_path / "absent"), read_timeout=0.05, retry_initial=0.05, retry_max=0.1)
     reader = threading.Thread(target=lambda: list(source), daemon=True)
     reader.start()
     reader.join(timeout=0.5)
@@ -141,14 +146,14 @@ def test_a_port_without_permission_is_a_source_error_not_a_retry(tmp_path: Path)
         # What pyserial raises for a device the user may not open (not a PermissionError).
         raise serial.SerialException(errno.EACCES, f"could not open port {path}: [Errno 13] Permission denied")
 
-    source = K210Source(str(port), opener=opener, backoff=0.05)
+    source = K210Source(str(port), opener=opener, retry_initial=0.05)
     with pytest.raises(SourceError, match="permission denied"):
         next(iter(source))
 
 
 def test_frames_carry_the_detections_and_no_pixels(tmp_path: Path) -> None:
     board = PtyBoard(tmp_path / "ttyK210")
-    source = K210Source(str(board.link), camera="door", read_timeout=0.05, backoff=0.05)
+    source = K210Source(str(board.link), camera="door", read_timeout=0.05, retry_initial=0.05)
     got = threading.Event()
 
     def keep_sending() -> None:  # until the source has opened the port and read a line
@@ -163,7 +168,7 @@ def test_frames_carry_the_detections_and_no_pixels(tmp_path: Path) -> None:
         sender.join(timeout=WAIT)
         assert frame.camera == "door" and frame.index == 0 and frame.rgb is None
         assert (frame.width, frame.height) == (320, 240)
-        assert frame.detections == (Detection((3.0, 4.0, 30.0, 40.0), 0.9),)
+        assert frame.reported == (Detection((3.0, 4.0, 30.0, 40.0), 0.9),)
     finally:
         got.set()
         source.close()
@@ -175,13 +180,35 @@ def test_frames_carry_the_detections_and_no_pixels(tmp_path: Path) -> None:
     [("k210:/dev/ttyUSB0", ("/dev/ttyUSB0", 115200)), ("k210:/dev/ttyACM1?baud=921600", ("/dev/ttyACM1", 921600))],
 )
 def test_spec_parsing(spec: str, expected: tuple[str, int]) -> None:
-    assert parse_spec(spec) == expected
+    parsed = parse_source(spec)
+    assert (parsed.kind, parsed.port, parsed.baud) == ("k210", *expected)
+    assert parsed.live and parsed.detects_faces
 
 
-@pytest.mark.parametrize("spec", ["k210:", "k210:/dev/ttyUSB0?baud=123", "k210:/dev/x?speed=9600", "usb:/dev/x"])
+@pytest.mark.parametrize("spec", ["k210:", "k210:/dev/ttyUSB0?baud=123", "k210:/dev/x?speed=9600"])
 def test_bad_specs_are_config_errors(spec: str) -> None:
     with pytest.raises(ConfigError):
-        parse_spec(spec)
+        parse_source(spec)
+
+
+def test_open_source_gives_a_board_its_state_callback_and_retry_settings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = parse_source(f"k210:{tmp_path / 'unplugged'}")
+    camera = CameraConfig(name="board", source=spec.text, retry_initial=0.02, retry_max=0.05)
+    states: list[tuple[str, str, str]] = []
+    source = open_source(spec, camera, on_state=lambda *s: states.append(s))
+    assert isinstance(source, K210Source) and source.live
+    caplog.set_level(logging.WARNING, logger="rpi_agent.sources.k210")
+    worker = threading.Thread(target=lambda: list(source.frames()))
+    worker.start()
+    time.sleep(0.5)
+    source.close()
+    worker.join(timeout=5)
+    attempts = sum("cannot open" in r.getMessage() for r in caplog.records)
+    # The defaults (0.5 s, doubling) would allow two attempts in 0.5 s; 20-50 ms delays allow many.
+    assert attempts >= 6
+    assert ("board", "source", "RETRYING") in states and states[-1] == ("board", "source", "ENDED")
 
 
 def test_parse_line_rejects_nan_and_booleans() -> None:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from rpi_agent.detection.priors import PriorSpec, generate_priors
 from rpi_agent.errors import ModelError
 from rpi_agent.models import load_manifest, parse_size
 from rpi_agent.models.manifest import manifest_text
 from rpi_agent.paths import REPO_ROOT
-from rpi_agent.priors import PriorSpec, generate_priors
 
 
 def _sha256sums(upstream_dir: Path) -> dict[str, str]:

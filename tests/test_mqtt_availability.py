@@ -83,7 +83,8 @@ def test_home_assistant_discovery_and_reannouncement(broker, recorder, make_sink
     rec = recorder(["homeassistant/#"])
     ha = HomeAssistantConfig(enabled=True, node_id="hall")
     make_sink(sink_config(broker, home_assistant=ha), remote_unlock={"door"})
-    assert rec.wait_for(lambda: len(_configs(rec)) == 5)
+    # Remote unlock implies a relay: 5 entities, the relay's lock sensor and the unlock button.
+    assert rec.wait_for(lambda: len(_configs(rec)) == 7)
     configs = _configs(rec)
     occupancy = configs["homeassistant/binary_sensor/hall/door_face_occupancy/config"]
     count = configs["homeassistant/sensor/hall/door_face_count/config"]
@@ -101,7 +102,7 @@ def test_home_assistant_discovery_and_reannouncement(broker, recorder, make_sink
     assert "homeassistant/button/hall/door_unlock/config" in configs
     before = len(rec.messages)
     rec.client.publish("homeassistant/status", "online", qos=1)
-    assert rec.wait_for(lambda: len(rec.messages) >= before + 6)
+    assert rec.wait_for(lambda: len(rec.messages) >= before + 7)
     assert sum(m.topic == "homeassistant/sensor/hall/door_face_count/config" for m in rec.messages) == 2
 
 
@@ -111,5 +112,5 @@ def test_no_unlock_button_unless_enabled(broker, recorder, make_sink):
     assert sink.wait_connected(WAIT)
     sink.publish_state("door", "detect", "ON")  # sent after the discovery burst: a sentinel
     assert rec.wait_for(lambda: rec.payloads("faceagent/door/detect/state") == [b"ON"])
-    assert len(_configs(rec)) == 4
-    assert not any("unlock" in topic for topic in _configs(rec))
+    assert len(_configs(rec)) == 5
+    assert not any("unlock" in topic or "relay" in topic for topic in _configs(rec))

@@ -7,6 +7,8 @@ import threading
 
 from broker_fixtures import WAIT, sink_config, wait_until
 
+from rpi_agent.sinks.commands import Command, DetectCommand
+
 DETECT_SET = "faceagent/door/detect/set"
 DETECT_STATE = "faceagent/door/detect/state"
 UNLOCK_SET = "faceagent/door/unlock/set"
@@ -20,12 +22,12 @@ class Daemon:
         self.fail = fail
         self.called = threading.Event()
 
-    def __call__(self, camera: str, feature: str, payload: str) -> str | None:
-        self.calls.append((camera, feature, payload))
+    def __call__(self, camera: str, feature: str, command: Command) -> str | None:
+        self.calls.append((camera, feature, str(command)))
         self.called.set()
         if self.fail:
             raise RuntimeError("handler broke")
-        return payload if feature == "detect" else "UNLOCKED"
+        return command.state if isinstance(command, DetectCommand) else "UNLOCKED"
 
 
 def _send(rec, topic: str, payload: bytes, *, retain: bool = False) -> None:

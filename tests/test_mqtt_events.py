@@ -119,7 +119,7 @@ import sys, time
 from pathlib import Path
 from rpi_agent.config.mqtt import HomeAssistantConfig, MqttConfig
 from rpi_agent.sinks.mqtt import MqttSink
-from rpi_agent.types import FaceEvent, Frame, FrameResult, TrackedFace
+from rpi_agent.domain import FaceEvent, Frame, FrameResult, TrackedFace
 cfg = MqttConfig(host="127.0.0.1", port=int(sys.argv[1]), client_id=sys.argv[3], password_env="",
                  password_credential="", home_assistant=HomeAssistantConfig(enabled=False))
 sink = MqttSink(cfg, cameras=["door"], outbox_dir=Path(sys.argv[2]), on_command=lambda *a: None, sw_version="t")

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from rpi_agent.secrets import Secret, read_secret, redact_text, redact_url
+from rpi_agent.credentials import Secret, read_secret, redact_text, redact_url
+from rpi_agent.domain import FaceEvent, TrackedFace
+from rpi_agent.sinks.commands import DetectCommand, PayloadError, UnlockCommand, check_command, parse_payload
 from rpi_agent.sinks.delivery import Delivery
 from rpi_agent.sinks.discovery import discovery_messages
-from rpi_agent.sinks.topics import PayloadError, Topics, check_command, event_payload, normalise_command
-from rpi_agent.types import FaceEvent, TrackedFace
+from rpi_agent.sinks.topics import Topics, event_payload
 
 TOPICS = Topics("faceagent")
 
@@ -35,26 +36,33 @@ def test_multi_level_prefix():
 
 
 @pytest.mark.parametrize(("feature", "payload", "value"), [
-    ("detect", b"ON", "ON"), ("detect", b" off \n", "OFF"), ("unlock", b"press", "ON"), ("unlock", b"ON", "ON"),
-    ("unlock", b"2.50", "2.5"), ("unlock", b"600", "600"),
+    ("detect", b"ON", DetectCommand(on=True)), ("detect", b" off \n", DetectCommand(on=False)),
+    ("unlock", b"press", UnlockCommand()), ("unlock", b"ON", UnlockCommand()), ("unlock", b"unlock", UnlockCommand()),
+    ("unlock", b"2.50", UnlockCommand(2.5)), ("unlock", b"600", UnlockCommand(600.0)),
+    ("unlock", b"0.1", UnlockCommand(0.1)), ("unlock", b" 10\r\n", UnlockCommand(10.0)),
 ])
 def test_good_command_payloads(feature, payload, value):
-    assert normalise_command(feature, payload) == value
+    assert parse_payload(feature, payload) == value
 
 
 @pytest.mark.parametrize(("feature", "payload", "message"), [
     ("detect", b"yes", "expected ON or OFF"), ("detect", b"\xff", "not UTF-8"), ("detect", b"", "expected ON"),
-    ("unlock", b"0", "seconds must be"), ("unlock", b"-1", "seconds must be"), ("unlock", b"601", "seconds must"),
-    ("unlock", b"nan", "seconds must be"), ("unlock", b"inf", "seconds must be"), ("unlock", b"open", "expected"),
+    ("unlock", b"0", "seconds must be"), ("unlock", b"-1", "plain decimal"), ("unlock", b"601", "seconds must"),
+    ("unlock", b"nan", "plain decimal"), ("unlock", b"inf", "plain decimal"), ("unlock", b"open", "expected"),
     ("reboot", b"ON", "unknown feature"),
+    # Python's float() syntax is not a duration: 1_0 would be 10 s, 1e-300 would be 0 s.
+    ("unlock", b"1_0", "plain decimal"), ("unlock", b"1e-300", "plain decimal"), ("unlock", b"1e2", "plain decimal"),
+    ("unlock", b"+5", "plain decimal"), ("unlock", b"5.", "plain decimal"), ("unlock", b".5", "plain decimal"),
+    ("unlock", "\u0663".encode(), "plain decimal"), ("unlock", b"0.05", "seconds must be"),
+    ("unlock", b"1.2345", "plain decimal"), ("unlock", b"0x10", "plain decimal"),
 ])
 def test_bad_command_payloads(feature, payload, message):
     with pytest.raises(PayloadError, match=message):
-        normalise_command(feature, payload)
+        parse_payload(feature, payload)
 
 
 def test_check_command_knows_cameras_and_remote_unlock():
-    assert check_command("door", "unlock", b"PRESS", cameras=["door"], remote_unlock=["door"]) == "ON"
+    assert check_command("door", "unlock", b"PRESS", cameras=["door"], remote_unlock=["door"]) == UnlockCommand()
     with pytest.raises(PayloadError, match="unknown camera 'gate'"):
         check_command("gate", "detect", b"ON", cameras=["door"], remote_unlock=[])
     with pytest.raises(PayloadError, match="remote unlock is not enabled"):
@@ -62,26 +70,39 @@ def test_check_command_knows_cameras_and_remote_unlock():
 
 
 def test_discovery_topics_and_shared_fields():
-    msgs = discovery_messages(TOPICS, cameras=["door", "gate"], node_id="pi1", sw_version="1.2.3",
-                              discovery_prefix="ha", device_name="Hall Pi", unlock_cameras={"gate"})
+    msgs = discovery_messages(TOPICS, cameras=["door", "gate", "yard"], node_id="pi1", sw_version="1.2.3",
+                              discovery_prefix="ha", device_name="Hall Pi", unlock_cameras={"gate"},
+                              relay_cameras={"door"})
     topics = [t for t, _ in msgs]
-    assert len(topics) == len(set(topics)) == 9
+    # 5 entities per camera, plus a relay sensor on door and gate, plus the unlock button on gate.
+    assert len(topics) == len(set(topics)) == 18
     assert "ha/button/pi1/gate_unlock/config" in topics and "ha/button/pi1/door_unlock/config" not in topics
+    assert {t for t in topics if t.endswith("_relay/config")} == {
+        "ha/binary_sensor/pi1/door_relay/config", "ha/binary_sensor/pi1/gate_relay/config"}
     unique_ids = {p["unique_id"] for _, p in msgs}
-    assert len(unique_ids) == 9
+    assert len(unique_ids) == 18
     for topic, payload in msgs:
         component = topic.split("/")[1]
         assert payload["default_entity_id"] == f"{component}.{payload['unique_id']}"
+        assert "object_id" not in payload  # deprecated in Home Assistant; the name gives the same id
+        assert payload["origin"] == {"name": "faceagent", "sw_version": "1.2.3"}
         assert payload["device"] == {"identifiers": ["faceagent_pi1"], "name": "Hall Pi", "manufacturer": "faceagent",
                                      "model": "faceagent face detector", "sw_version": "1.2.3"}
         json.dumps(payload)
 
 
 def test_discovery_templates_map_counts_and_availability():
-    payloads = {t.split("/")[1]: p for t, p in discovery_messages(TOPICS, cameras=["door"], node_id="n",
-                                                                  sw_version="1")}
+    payloads = {t.split("/")[3]: p for t, p in discovery_messages(TOPICS, cameras=["door"], node_id="n",
+                                                                  sw_version="1", relay_cameras=["door"])}
+    payloads.update(binary_sensor=payloads["door_face_occupancy"], sensor=payloads["door_face_count"],
+                    switch=payloads["door_detection"], image=payloads["door_face_snapshot"])
     assert payloads["binary_sensor"]["value_template"] == "{{ 'ON' if (value | int(0)) > 0 else 'OFF' }}"
     assert payloads["sensor"]["state_topic"] == payloads["binary_sensor"]["state_topic"] == "faceagent/door/faces"
+    relay, source = payloads["door_relay"], payloads["door_source"]
+    assert (relay["state_topic"], relay["payload_on"], relay["payload_off"], relay["device_class"]) == (
+        "faceagent/door/relay/state", "UNLOCKED", "LOCKED", "lock")
+    assert source["state_topic"] == "faceagent/door/source/state" and source["entity_category"] == "diagnostic"
+    assert source["options"] == ["online", "retrying", "ended"] and source["value_template"] == "{{ value | lower }}"
     assert payloads["switch"]["command_topic"] == "faceagent/door/detect/set"
     assert payloads["switch"]["state_topic"] == "faceagent/door/detect/state"
     assert payloads["image"]["availability_template"] == "{{ 'online' if value == 'online' else 'offline' }}"

@@ -28,7 +28,7 @@ def test_falls_back_to_311_when_the_broker_refuses_5(broker, recorder, make_sink
     proxy = V311OnlyProxy(broker.host, broker.port)
     try:
         rec = recorder([EVENTS])
-        with caplog.at_level(logging.INFO, logger="rpi_agent.sinks.mqtt"):
+        with caplog.at_level(logging.INFO, logger="rpi_agent.sinks"):
             sink = make_sink(sink_config(broker, port=proxy.port))
             sink.publish(event_result())  # queued in the outbox before the first connection
             assert sink.wait_connected(WAIT)

@@ -10,9 +10,9 @@ import pytest
 from broker_fixtures import WAIT, event_result, face, sink_config
 
 from rpi_agent.config.camera import SnapshotConfig
-from rpi_agent.images import load_rgb
+from rpi_agent.domain import FaceEvent, Frame
+from rpi_agent.imaging.files import load_rgb
 from rpi_agent.sinks.snapshot import encode_snapshot, wants_snapshot
-from rpi_agent.types import FaceEvent, Frame
 
 FACES = "faceagent/door/faces"
 SNAPSHOT = "faceagent/door/face/snapshot"

@@ -12,7 +12,7 @@ from broker_fixtures import WAIT, event_result, sink_config, wait_until
 from rpi_agent.errors import ConfigError
 from rpi_agent.sinks.mqtt import MqttSink
 
-LOGGER = "rpi_agent.sinks.mqtt"
+LOGGER = "rpi_agent.sinks"
 
 
 def _tls_config(broker, *, ca: Path | None = None, **changes):
@@ -23,7 +23,7 @@ def _tls_config(broker, *, ca: Path | None = None, **changes):
 
 
 def _errors(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name == LOGGER]
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith(LOGGER)]
 
 
 def test_tls_with_client_certificate_and_password_from_credentials(broker, recorder, make_sink, monkeypatch,
@@ -58,7 +58,7 @@ def test_wrong_password_is_one_clear_line_and_retries(broker, make_sink, monkeyp
     assert len(errors) == 1, errors
     assert "refused the connection" in errors[0] and "check mqtt.username" in errors[0]
     assert "not the password" not in caplog.text
-    assert not sink.connected and sink._thread is not None and sink._thread.is_alive()
+    assert not sink.connected and sink.running
 
 
 def test_wrong_ca_is_one_clear_line_and_retries(broker, make_sink, monkeypatch, caplog):
@@ -69,7 +69,7 @@ def test_wrong_ca_is_one_clear_line_and_retries(broker, make_sink, monkeypatch, 
     errors = _errors(caplog)
     assert len(errors) == 1, errors
     assert "certificate" in errors[0] and "mqtt.tls_ca_certs" in errors[0]
-    assert not sink.connected and sink._thread is not None and sink._thread.is_alive()
+    assert not sink.connected and sink.running
 
 
 def test_missing_or_bad_tls_files_are_config_errors(broker, tmp_path):
@@ -84,7 +84,7 @@ def test_missing_or_bad_tls_files_are_config_errors(broker, tmp_path):
         build(_tls_config(broker, ca=garbage))
 
 
-def test_events_the_broker_refuses_are_dropped_counted_and_logged_once(broker, make_sink, monkeypatch, caplog):
+def test_events_the_broker_refuses_are_set_aside_counted_and_logged_once(broker, make_sink, monkeypatch, caplog):
     monkeypatch.setenv("FACEAGENT_TEST_PW", PASSWORD)
     config = sink_config(broker, port=broker.auth_port, username=USERNAME, password_env="FACEAGENT_TEST_PW",
                          topic_prefix="forbidden")
@@ -93,6 +93,6 @@ def test_events_the_broker_refuses_are_dropped_counted_and_logged_once(broker, m
         assert sink.wait_connected(WAIT)
         for _ in range(5):
             sink.publish(event_result())
-        assert wait_until(lambda: sink.refused == 5 and len(sink.outbox) == 0, WAIT)
-    refusals = [r.getMessage() for r in caplog.records if "broker refused event" in r.getMessage()]
+        assert wait_until(lambda: sink.stats()["refused"] == 5 and len(sink.outbox) == 0, WAIT)
+    refusals = [r.getMessage() for r in caplog.records if "set aside: the broker refused it" in r.getMessage()]
     assert len(refusals) == 1 and "Not authorized" in refusals[0]

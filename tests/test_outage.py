@@ -22,7 +22,7 @@ from daemon_support import (
     write_config,
 )
 
-from rpi_agent.face_detector import FaceDetector
+from rpi_agent.detection.face_detector import FaceDetector
 
 OUTAGE_SECONDS = 10.0
 PHOTOS = ("2", "5", "9", "12", "13", "22", "23", "3", "19", "21", "18", "16", "20", "24")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rpi_agent.preprocess import PAD_VALUE, fit_to_input
+from rpi_agent.detection.preprocess import PAD_VALUE, fit_to_input
 
 
 def test_model_sized_frame_passes_through_untouched():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rpi_agent.priors import PriorSpec, generate_priors
+from rpi_agent.detection.priors import PriorSpec, generate_priors
 
 
 def test_counts_match_the_network_outputs():

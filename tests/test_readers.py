@@ -6,10 +6,10 @@ import threading
 import time
 from collections.abc import Iterator
 
+from rpi_agent.domain import Frame
 from rpi_agent.errors import SourceError
-from rpi_agent.readers import CameraReader, FrameMailbox
-from rpi_agent.stats import StatsWindow, cpu_temperature, format_line
-from rpi_agent.types import Frame
+from rpi_agent.runtime.readers import CameraReader, FrameMailbox
+from rpi_agent.runtime.stats import StatsWindow, collect_stats, cpu_temperature, format_line
 
 
 class ScriptedCamera:
@@ -120,3 +120,17 @@ def test_cpu_temperature_reads_millidegrees(tmp_path):
     zone.write_text("garbage")
     assert cpu_temperature(zone) is None
     assert cpu_temperature(tmp_path / "absent") is None
+
+
+def test_stats_report_carries_the_mqtt_thread_failures():
+    window = StatsWindow()
+    window.add("door", {"total": 3.0}, events=2)
+    mqtt = {"outbox_waiting": 4, "outbox_dropped": 0, "refused": 1, "errors": 2,
+            "last_error": "UnicodeError: label empty or too long", "connections": 7}
+    stats = collect_stats(window, dropped_frames=5, mqtt=mqtt)
+    assert {k: stats[k] for k in ("outbox_waiting", "refused", "errors", "last_error", "dropped_frames")} == {
+        "outbox_waiting": 4, "refused": 1, "errors": 2, "last_error": "UnicodeError: label empty or too long",
+        "dropped_frames": 5}
+    assert "connections" not in stats and stats["frames_total"] == 1 and stats["events_total"] == 2
+    assert format_line(stats).endswith(
+        "dropped frames 5 | outbox waiting 4 | refused 1 | errors 2 | last error UnicodeError: label empty or too long")

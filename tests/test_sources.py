@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 
 from rpi_agent.config.camera import CameraConfig
+from rpi_agent.credentials import redact_url
+from rpi_agent.domain import Frame
 from rpi_agent.errors import ConfigError, SourceError
-from rpi_agent.images import load_rgb
+from rpi_agent.imaging.files import load_rgb
 from rpi_agent.sources import open_source
 from rpi_agent.sources.common import ENDED, ONLINE, RETRYING, Backoff, orient
 from rpi_agent.sources.images import ImageFolderSource
-from rpi_agent.sources.opencv import OpenCVSource, redact_url
+from rpi_agent.sources.opencv import OpenCVSource
 from rpi_agent.sources.picamera import PicameraSource, bgr888_to_rgb, bgr_to_rgb, yuv420_to_rgb
-from rpi_agent.types import Frame
+from rpi_agent.sources.spec import parse_source
 
 VIDEO_SIZE = (320, 240)
 
@@ -170,6 +172,25 @@ def test_image_folder_in_natural_order(folder: Path, faces_dir: Path, caplog: py
     assert states == [("demo", "source", ONLINE), ("demo", "source", ENDED)]
 
 
+def test_image_folder_holds_each_still(folder: Path) -> None:
+    frames = list(ImageFolderSource(folder, camera="demo", hold=3).frames())
+    assert [f.index for f in frames] == list(range(9))  # 3 readable images, 3 frames each
+    for k in range(0, 9, 3):
+        assert frames[k].rgb is frames[k + 1].rgb is frames[k + 2].rgb
+    assert frames[2].rgb is not frames[3].rgb
+    with pytest.raises(ValueError, match="at least 1"):
+        ImageFolderSource(folder, camera="demo", hold=0)
+
+
+def test_folder_hold_defaults_to_enough_frames_for_events(folder: Path) -> None:
+    from rpi_agent.config.camera import TrackerConfig
+
+    auto = open_source(parse_source(str(folder)), CameraConfig(name="door", fps=0.0, tracker=TrackerConfig(min_hits=4)))
+    assert auto.hold == 6  # type: ignore[attr-defined]
+    held = open_source(parse_source(str(folder)), CameraConfig(name="door", hold_frames=1))
+    assert held.hold == 1  # type: ignore[attr-defined]
+
+
 def test_image_folder_loops_until_closed(folder: Path) -> None:
     src = ImageFolderSource(folder, camera="demo", loop=True, rotation=90)
     frames = []
@@ -201,7 +222,7 @@ def test_image_folder_paced_source_stops_when_closed(folder: Path) -> None:
 def test_empty_or_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="folder holds no images"):
         ImageFolderSource(tmp_path, camera="demo")
-    with pytest.raises(SourceError, match="no such image folder"):
+    with pytest.raises(SourceError, match="no such image file or folder"):
         ImageFolderSource(tmp_path / "nope", camera="demo")
 
 
@@ -233,6 +254,21 @@ def test_video_file_plays_to_its_end(tmp_path: Path, faces_dir: Path) -> None:
         diff = np.abs(frame.rgb.astype(int) - rgb.astype(int)).mean()  # type: ignore[union-attr]
         assert diff < 8, diff  # JPEG-compressed, colours in RGB order (a BGR mix-up is far above this)
     assert states == [ONLINE, ENDED]
+
+
+def test_video_frames_carry_media_time_however_fast_they_are_read(tmp_path: Path, faces_dir: Path) -> None:
+    video = tmp_path / "clip.avi"
+    write_video(video, faces_dir, names=("2.jpg", "13.jpg", "5.jpg", "2.jpg"))  # 5 fps
+    started = time.time()
+    src = OpenCVSource(str(video), camera="clip", loop=True)
+    frames: list[Frame] = []
+    for frame in src.frames():  # read as fast as they decode: far quicker than 5 fps
+        frames.append(frame)
+        if len(frames) == 8:
+            src.close()
+    gaps = np.diff([f.timestamp for f in frames])
+    np.testing.assert_allclose(gaps, 0.2, atol=1e-6)  # the recording's spacing, across the loop too
+    assert started <= frames[0].timestamp <= time.time()
 
 
 def test_video_file_loops(tmp_path: Path, faces_dir: Path) -> None:
@@ -305,25 +341,42 @@ def test_close_interrupts_the_backoff() -> None:
 
 
 def test_stream_passwords_are_redacted() -> None:
-    assert redact_url("rtsp://admin:secret@10.0.0.5:554/stream") == "rtsp://***@10.0.0.5:554/stream"
+    assert redact_url("rtsp://admin:secret@10.0.0.5:554/stream") == "rtsp://admin:***@10.0.0.5:554/stream"
+    assert parse_source("rtsp://admin:secret@cam/x").shown == "rtsp://admin:***@cam/x"
     assert redact_url("rtsp://cam.local/stream") == "rtsp://cam.local/stream"
     assert redact_url("/dev/video0") == "/dev/video0"
 
 
 # -- open_source ------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize(("text", "kind", "live"), [
+    ("picamera", "picamera", True), ("picamera:1", "picamera", True), ("k210:/dev/ttyUSB0", "k210", True),
+    ("0", "device", True), ("/dev/video2", "device", True), ("RTSP://cam/x", "stream", True),
+    ("https://cam/x.mjpg", "stream", True), ("clips/door.mp4", "path", False), ("~/photos", "path", False),
+])
+def test_source_strings_parse_once_into_kinds(text: str, kind: str, live: bool) -> None:
+    spec = parse_source(text)
+    assert (spec.kind, spec.live, spec.detects_faces) == (kind, live, kind == "k210")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 5000, "a\0b"])
+def test_unusable_source_strings_are_config_errors(text: str) -> None:
+    with pytest.raises(ConfigError, match="source"):
+        parse_source(text)
+
+
 def test_open_source_picks_the_adapter(folder: Path, tmp_path: Path, faces_dir: Path) -> None:
     cam = CameraConfig(name="door", fps=0.0)
-    assert isinstance(open_source(str(folder), cam), ImageFolderSource)
-    assert isinstance(open_source(str(folder / "2.jpg"), cam), ImageFolderSource)
+    assert isinstance(open_source(parse_source(str(folder)), cam), ImageFolderSource)
+    assert isinstance(open_source(parse_source(str(folder / "2.jpg")), cam), ImageFolderSource)
     video = tmp_path / "clip.avi"
     write_video(video, faces_dir)
-    assert not open_source(str(video), cam).live  # type: ignore[attr-defined]
+    assert not open_source(parse_source(str(video)), cam).live  # type: ignore[attr-defined]
     for live in ("/dev/video0", "0", "rtsp://cam.local/stream"):
-        src = open_source(live, cam)
+        src = open_source(parse_source(live), cam)
         assert isinstance(src, OpenCVSource) and src.live
-    assert open_source(str(folder), cam).camera == "door"
+    assert open_source(parse_source(str(folder)), cam).camera == "door"
     with pytest.raises(ConfigError, match="picamera:N"):
-        open_source("picamera:front", cam)
+        parse_source("picamera:front")
     with pytest.raises(SourceError, match="no such video file"):
-        open_source(str(tmp_path / "missing.mp4"), cam)
+        open_source(parse_source(str(tmp_path / "missing.mp4")), cam)

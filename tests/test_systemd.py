@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rpi_agent.notify import Notifier
 from rpi_agent.paths import REPO_ROOT
+from rpi_agent.runtime.notify import Notifier
 
 UNIT = REPO_ROOT / "systemd" / "faceagent.service"
 MAX_EXPOSURE = 2.0
@@ -117,7 +117,7 @@ def write_config(tmp_path: Path, folder: Path, *, loop: bool) -> Path:
     config = tmp_path / "config.toml"
     config.write_text(
         f"[mqtt]\nenabled = false\n[logging]\nstats_interval = 0.5\n"
-        f"[[cameras]]\nname = \"door\"\nsource = \"{folder}\"\nfps = 4\nloop = {str(loop).lower()}\n"
+        f"[[cameras]]\nname = \"door\"\nsource = \"{folder}\"\nfps = 4\nhold_frames = 1\nloop = {str(loop).lower()}\n"
         f"[paths]\nstate_dir = \"{tmp_path / 'state'}\"\n"
     )
     return config
@@ -180,13 +180,13 @@ def test_daemon_stops_cleanly_on_sigterm(tmp_path, notify_socket, faces_dir, bui
 
 def test_a_hung_pipeline_stops_the_watchdog_pings(tmp_path, notify_socket, faces_dir, built_model, monkeypatch):
     from rpi_agent.config import parse_config
-    from rpi_agent.daemon import Daemon
-    from rpi_agent.pipeline import Pipeline
+    from rpi_agent.runtime.daemon import Daemon
+    from rpi_agent.runtime.pipeline import Pipeline
 
     sock, path = notify_socket
     config = parse_config({
         "detector": {"model": str(built_model("RFB-320"))}, "mqtt": {"enabled": False},
-        "cameras": [{"name": "door", "source": str(faces_dir), "fps": 20.0, "loop": True}],
+        "cameras": [{"name": "door", "source": str(faces_dir), "fps": 20.0, "hold_frames": 1, "loop": True}],
         "paths": {"state_dir": str(tmp_path / "state")}, "logging": {"stats_interval": 0.0},
     })
     daemon = Daemon(config, notifier=Notifier(path, watchdog_usec=100_000))  # a ping every 50 ms

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from rpi_agent.config.camera import TrackerConfig
-from rpi_agent.tracker import Tracker, default_id, greedy_match, iou_matrix
-from rpi_agent.types import Detection, FaceEvent
+from rpi_agent.domain import Detection, FaceEvent
+from rpi_agent.tracking.tracker import Tracker, default_id
 
 
 class Clock:
@@ -23,6 +22,20 @@ class Clock:
         self.now += seconds
 
 
+class ClockedTracker(Tracker):
+    """The tracker on the hand-driven clock: every call passes the clock's time as capture time."""
+
+    def __init__(self, *args: object, clock: Clock, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.clock = clock
+
+    def update(self, detections, zones=None, *, now=None):  # type: ignore[no-untyped-def, override]
+        return super().update(detections, zones, now=self.clock() if now is None else now)
+
+    def expire(self, now=None):  # type: ignore[no-untyped-def, override]
+        return super().expire(self.clock() if now is None else now)
+
+
 A = (10.0, 10.0, 50.0, 60.0)
 B = (200.0, 100.0, 240.0, 150.0)
 
@@ -36,7 +49,7 @@ def types_of(events: tuple[FaceEvent, ...]) -> list[str]:
 
 
 def make(clock: Clock, **options: float) -> Tracker:
-    return Tracker(TrackerConfig(**options), camera="door", clock=clock)  # type: ignore[arg-type]
+    return ClockedTracker(TrackerConfig(**options), camera="door", clock=clock)  # type: ignore[arg-type]
 
 
 def run(tracker: Tracker, clock: Clock, frames: list[list[Detection]], dt: float = 0.1) -> list[list[str]]:
@@ -45,26 +58,6 @@ def run(tracker: Tracker, clock: Clock, frames: list[list[Detection]], dt: float
         clock.tick(dt)
         out.append(types_of(tracker.update(dets).events))
     return out
-
-
-def test_iou_matrix_by_hand() -> None:
-    a = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], dtype=np.float32)
-    b = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [0, 0, 5, 5], [20, 20, 30, 30]], dtype=np.float32)
-    iou = iou_matrix(a, b)
-    assert iou.shape == (2, 4)
-    # Half overlap: 50 / (100 + 100 - 50); containment: 25 / 100; disjoint: 0.
-    np.testing.assert_allclose(iou[0], [50 / 150, 1.0, 0.25, 0.0])
-    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 4)
-    assert iou_matrix(np.array([[1, 1, 1, 1]]), np.array([[1, 1, 1, 1]]))[0, 0] == 0.0  # empty boxes
-
-
-def test_greedy_match_takes_best_pairs_first() -> None:
-    iou = np.array([[0.9, 0.8], [0.85, 0.1]])
-    # (0,0) first; row 1's best column is taken and 0.1 is under the threshold.
-    assert greedy_match(iou, 0.3) == [(0, 0)]
-    assert greedy_match(iou, 0.05) == [(0, 0), (1, 1)]
-    assert greedy_match(np.array([[0.5, 0.5]]), 0.3) == [(0, 0)]  # tie → lower column
-    assert greedy_match(np.zeros((0, 3)), 0.3) == []
 
 
 def test_new_after_min_hits_and_stable_id() -> None:
@@ -166,15 +159,15 @@ def test_updates_are_rate_limited_but_zone_changes_are_not() -> None:
 
 def test_snapshot_flag_follows_snapshot_zones() -> None:
     clock = Clock()
-    tracker = Tracker(TrackerConfig(min_hits=1), camera="door", clock=clock, snapshot_zones=("porch",))
+    tracker = ClockedTracker(TrackerConfig(min_hits=1), camera="door", clock=clock, snapshot_zones=("porch",))
     new = tracker.update([det(A)], [("street",)]).events[0]
     assert not new.after.has_snapshot
     clock.tick()
     upd = tracker.update([det(A)], [("street", "porch")]).events[0]
     assert (upd.type, upd.before.has_snapshot, upd.after.has_snapshot) == ("update", False, True)
-    off = Tracker(TrackerConfig(min_hits=1), camera="door", clock=clock, snapshot_zones=None)
+    off = ClockedTracker(TrackerConfig(min_hits=1), camera="door", clock=clock, snapshot_zones=None)
     assert not off.update([det(A)]).events[0].after.has_snapshot
-    anywhere = Tracker(TrackerConfig(min_hits=1), camera="door", clock=clock, snapshot_zones=())
+    anywhere = ClockedTracker(TrackerConfig(min_hits=1), camera="door", clock=clock, snapshot_zones=())
     assert anywhere.update([det(A)]).events[0].after.has_snapshot
 
 

@@ -7,7 +7,7 @@ import pytest
 from rpi_agent.config.camera import CameraConfig, ZoneConfig
 from rpi_agent.config.schema import load_section
 from rpi_agent.errors import ConfigError
-from rpi_agent.zones import Zone, ZoneSet, anchor_point, merge_entered, point_in_polygon
+from rpi_agent.tracking.zones import Zone, ZoneSet, anchor_point, merge_entered, point_in_polygon
 
 SQUARE = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 # An L: the square (0,0)-(2,2) minus its top-right quarter (1,1)-(2,2) (y grows downwards, as in images).

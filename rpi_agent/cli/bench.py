@@ -7,10 +7,10 @@ import json
 import logging
 from pathlib import Path
 
-from rpi_agent.cli.detect import positive_int
+from rpi_agent.cli.detect import positive_int, unit_float
+from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import FaceAgentError, ImageError, ModelError
 from rpi_agent.paths import shared_dir
-from rpi_agent.preprocess import RESIZE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -19,11 +19,12 @@ examples:
   faceagent bench --json                       # every built variant on ../shared/data/faces
   faceagent bench --model RFB-320 slim-320 --rounds 10
   faceagent bench --images my_photos/ --resize stretch
+  faceagent bench --model RFB-320 --images crowds/ --threshold 0.3   # decode + NMS of 250 faces
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from rpi_agent.face_detector import DEFAULT_RESIZE
+    from rpi_agent.detection.face_detector import DEFAULT_RESIZE
 
     parser = sub.add_parser(
         "bench", help="time preprocess / inference / decode of the built models",
@@ -40,12 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="timed passes over the photos, after one warm-up pass (default 5)")
     parser.add_argument("--resize", choices=RESIZE_MODES, default=DEFAULT_RESIZE,
                         help=f"resize mode (default {DEFAULT_RESIZE})")
+    parser.add_argument("--threshold", type=unit_float, default=0.6,
+                        help="face score threshold of the decode stage (default 0.6; crowds at 0.3 test the NMS)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.set_defaults(func=run)
 
 
 def _load_images(folder: Path | None) -> list:
-    from rpi_agent.images import iter_image_paths, load_rgb
+    from rpi_agent.imaging.files import load_rgb
+    from rpi_agent.imaging.listing import iter_image_paths
 
     if folder is None:
         raise ImageError("no --images given and ../shared/data/faces is not available")
@@ -81,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
     variants = []
     for name in names:
         log.info("benchmarking %s", name)
-        variants.append(bench_variant(name, images, rounds=args.rounds, resize=args.resize))
-    report = {"environment": environment(len(images), args.rounds, args.resize), "variants": variants}
+        variants.append(bench_variant(name, images, rounds=args.rounds, resize=args.resize,
+                                      threshold=args.threshold))
+    env = environment(len(images), args.rounds, args.resize) | {"threshold": args.threshold}
+    report = {"environment": env, "variants": variants}
     if args.json:
         print(json.dumps(report, indent=1))
     else:

@@ -8,12 +8,13 @@ import logging
 import sys
 from pathlib import Path
 
-from rpi_agent.annotate import draw_faces, write_jpeg
-from rpi_agent.decoder import DecodeOptions
+from rpi_agent.detection.decoder import DecodeOptions
+from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, FaceDetector
+from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import FaceAgentError, ImageError
-from rpi_agent.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, FaceDetector
-from rpi_agent.images import iter_image_paths, load_rgb
-from rpi_agent.preprocess import RESIZE_MODES
+from rpi_agent.imaging.annotate import draw_faces, write_jpeg
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import iter_image_paths
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ EXAMPLES = """\
 examples:
   faceagent detect photo.jpg
   faceagent detect ../shared/data/faces --json
+  faceagent detect ../shared/data/faces --table           # image, faces, ms per image, then totals
   faceagent detect photos/ --model slim-320 --threshold 0.7 --annotate out/
   faceagent detect photo.jpg --model RFB-320:fp32          # the FP32 build, for comparison
   faceagent detect photo.jpg --model path/to/any.tflite     # e.g. upstream's FP32 .tflite
@@ -71,14 +73,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image file or folder")
     add_model_arguments(parser, threshold=0.6)
-    parser.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
+    output.add_argument("--table", action="store_true",
+                        help="one short row per image (image, faces, ms), then totals, instead of every box")
     parser.add_argument("--annotate", type=Path, metavar="OUT_DIR",
                         help="write a copy of each image with the faces drawn into OUT_DIR")
     parser.set_defaults(func=run)
 
 
 def _record(path: Path, rgb_shape: tuple[int, ...], result: object) -> dict:
-    from rpi_agent.face_detector import DetectionResult
+    from rpi_agent.detection.base import DetectionResult
 
     assert isinstance(result, DetectionResult)
     return {
@@ -97,12 +102,25 @@ def _annotated_path(out_dir: Path, path: Path, roots: list[Path]) -> Path:
     return out_dir / path.with_suffix(".jpg").name
 
 
+def print_table(rows: list[tuple[str, int, float]]) -> None:
+    """``image  faces  ms`` rows, then the totals and the median time."""
+    if not rows:
+        return
+    width = max(len("image"), *(len(name) for name, _, _ in rows))
+    print(f"{'image':<{width}}  {'faces':>5}  {'ms':>6}")
+    for name, faces, ms in rows:
+        print(f"{name:<{width}}  {faces:>5}  {ms:>6.1f}")
+    median = sorted(ms for _, _, ms in rows)[len(rows) // 2]
+    print(f"{len(rows)} image(s), {sum(f for _, f, _ in rows)} face(s), median {median:.1f} ms per image")
+
+
 def run(args: argparse.Namespace) -> int:
     detector = FaceDetector.from_model(
         args.model, num_threads=args.threads, resize=args.resize,
         options=DecodeOptions(score_threshold=args.threshold),
     )
     failures: list[str] = []
+    rows: list[tuple[str, int, float]] = []
     count = 0
     for path in iter_image_paths(args.paths):
         try:
@@ -116,11 +134,15 @@ def run(args: argparse.Namespace) -> int:
         record = _record(path, rgb.shape, result)
         if args.json:
             print(json.dumps(record), flush=True)
+        elif args.table:
+            rows.append((_annotated_path(Path(), path, args.paths).with_suffix(path.suffix).as_posix(),
+                         len(result.faces), sum(result.ms.values())))
         else:
             boxes = "  ".join(f"[{', '.join(f'{v:.0f}' for v in f['box'])}] {f['score']:.2f}" for f in record["faces"])
             print(f"{path}: {len(result.faces)} face(s)  {boxes}".rstrip(), flush=True)
         if args.annotate:
             write_jpeg(_annotated_path(args.annotate, path, args.paths), draw_faces(rgb, result.faces))
+    print_table(rows)
     if failures:
         print(f"faceagent: {len(failures)} of {count + len(failures)} image(s) could not be read:", file=sys.stderr)
         for line in failures:

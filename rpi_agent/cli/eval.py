@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 
 from rpi_agent.cli.detect import positive_int
+from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import DatasetError, ModelError
 from rpi_agent.paths import shared_dir
-from rpi_agent.preprocess import RESIZE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from rpi_agent.detection.face_detector import DEFAULT_MODEL
     from rpi_agent.evaluation.runner import EVAL_RESIZE
-    from rpi_agent.face_detector import DEFAULT_MODEL
 
     parser = sub.add_parser(
         "eval", help="measure accuracy on a benchmark data set",
@@ -76,8 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_agreement(benchmarks: argparse._SubParsersAction) -> None:
+    from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE
     from rpi_agent.evaluation.agreement import AGREEMENT_IOU, AGREEMENT_SCORE
-    from rpi_agent.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE
 
     agree = benchmarks.add_parser(
         "agreement", help="F1 of a model's faces against a reference model's (INT8 vs FP32)",
@@ -99,8 +99,8 @@ def _register_agreement(benchmarks: argparse._SubParsersAction) -> None:
 
 
 def _predictions(args: argparse.Namespace) -> tuple[dict, dict]:
+    from rpi_agent.detection.face_detector import FaceDetector
     from rpi_agent.evaluation.runner import EVAL_OPTIONS, check_size, list_val_images, predict, resolve_sized_model
-    from rpi_agent.face_detector import FaceDetector
 
     if args.pred is not None:
         from rpi_agent.evaluation.submission import read_predictions
@@ -159,9 +159,9 @@ def _default_reference(model: str) -> str:
 
 
 def run_agreement(args: argparse.Namespace) -> int:
+    from rpi_agent.detection.face_detector import FaceDetector
     from rpi_agent.evaluation.agreement import agreement_options, compare_detectors
-    from rpi_agent.face_detector import FaceDetector
-    from rpi_agent.images import iter_image_paths
+    from rpi_agent.imaging.listing import iter_image_paths
 
     if args.images is None:
         raise DatasetError("no --images given and ../shared/data/faces is not available")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from rpi_agent.cli.config_check import default_config_path
 from rpi_agent.cli.detect import positive_int
+from rpi_agent.cli.status_line import StatusLine
 from rpi_agent.config import load_config
+from rpi_agent.credentials import redact_url
 from rpi_agent.errors import ConfigError
-from rpi_agent.secrets import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "run", help="run the daemon (cameras → faces → MQTT events, GPIO actions)",
         description="Run the face detection daemon until SIGTERM/SIGINT or the end of every source. "
-                    "Under systemd (Type=notify) it reports readiness, status and watchdog pings.",
+                    "Under systemd (Type=notify) it reports readiness, status and watchdog pings. In a terminal "
+                    "(stdout a TTY) a live line shows fps, faces in view, events and the MQTT outbox.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, metavar="PATH",
@@ -87,7 +90,7 @@ def build_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rpi_agent.daemon import Daemon
+    from rpi_agent.runtime.daemon import Daemon
 
     path = args.config or default_config_path()
     config = load_config(path, overrides=build_overrides(args))
@@ -95,4 +98,14 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(config.logging.level)
     log.info("config %s", path or "(built-in defaults)")
     log.debug("config: %s", config.redacted_json())
-    return Daemon(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames).run()
+    if not sys.stdout.isatty():
+        return Daemon(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames).run()
+    # A person at a terminal: one live line of figures under the log lines.
+    line = StatusLine(sys.stdout)
+    line.install(logging.getLogger())
+    daemon = Daemon(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames, on_status=line.update)
+    try:
+        return daemon.run()
+    finally:
+        line.update(daemon.watchers.figures())
+        line.close()

@@ -26,7 +26,10 @@ from rpi_agent.config.app import DetectorConfig, LoggingConfig, PathsConfig
 from rpi_agent.config.camera import CameraConfig
 from rpi_agent.config.mqtt import MqttConfig, check_tls_files
 from rpi_agent.config.schema import apply_override, load_section, to_dict
+from rpi_agent.config.status import StatusConfig
 from rpi_agent.errors import ConfigError, ModelError
+from rpi_agent.paths import resolve_model
+from rpi_agent.sources.spec import parse_source
 
 DEFAULT_PATHS = (Path("/etc/faceagent/config.toml"),)
 """Where ``faceagent run`` looks when no ``--config`` is given (then the built-in defaults)."""
@@ -38,6 +41,7 @@ __all__ = [
     "LoggingConfig",
     "MqttConfig",
     "PathsConfig",
+    "StatusConfig",
     "load_config",
     "parse_config",
 ]
@@ -53,6 +57,7 @@ class AppConfig:
         cameras: One entry per camera (``[[cameras]]`` tables), names unique.
         paths: Where state (the MQTT outbox) is kept.
         logging: Log level and the periodic stats line.
+        status: The live status page.
     """
 
     detector: DetectorConfig = field(default_factory=DetectorConfig, metadata={"doc": "face detector"})
@@ -62,6 +67,7 @@ class AppConfig:
     )
     paths: PathsConfig = field(default_factory=PathsConfig, metadata={"doc": "state directories"})
     logging: LoggingConfig = field(default_factory=LoggingConfig, metadata={"doc": "log level, stats line"})
+    status: StatusConfig = field(default_factory=StatusConfig, metadata={"doc": "live status page"})
 
     def __post_init__(self) -> None:
         seen: set[str] = set()
@@ -69,6 +75,16 @@ class AppConfig:
             if camera.name in seen:
                 raise ValueError(f"cameras[{index}].name: {camera.name!r} is used by another camera")
             seen.add(camera.name)
+            # One score threshold: a camera may raise it, never lower it (the detector already dropped those faces).
+            own = camera.filters.min_score
+            if own is not None and own < self.detector.threshold:
+                raise ValueError(f"cameras[{index}].filters.min_score: {own} is below detector.threshold "
+                                 f"{self.detector.threshold}, so it would never drop a face; raise it or remove it")
+
+    def min_score(self, camera: CameraConfig) -> float:
+        """The score a face of ``camera`` needs: its own ``filters.min_score``, else ``detector.threshold``."""
+        own = camera.filters.min_score
+        return self.detector.threshold if own is None else own
 
     def __repr__(self) -> str:
         return f"AppConfig({self.redacted_json()})"
@@ -131,9 +147,7 @@ def check_model(config: AppConfig) -> Path:
     Raises:
         ConfigError: ``detector.model: ...`` when the file is missing or unreadable.
     """
-    from rpi_agent.face_detector import resolve_model
-
-    if all(camera_uses_own_detector(c) for c in config.cameras):
+    if all(parse_source(c.source).detects_faces for c in config.cameras):
         return Path(config.detector.model)
     try:
         path = resolve_model(config.detector.model)
@@ -144,11 +158,6 @@ def check_model(config: AppConfig) -> Path:
     if not os.access(path, os.R_OK):
         raise ConfigError(f"detector.model: {path} is not readable")
     return path
-
-
-def camera_uses_own_detector(camera: CameraConfig) -> bool:
-    """Whether the camera's source detects faces itself (a K210 board), so needs no model."""
-    return camera.source.startswith("k210:")
 
 
 def load_config(

@@ -22,7 +22,9 @@ class DetectorConfig:
     threads: int = field(default=1, metadata={"doc": "interpreter threads", "min": 1, "max": 8})
     resize: str = field(default="stretch", metadata={
         "doc": "fit frames to the network input: letterbox (keep aspect) or stretch", "choices": RESIZE_CHOICES})
-    threshold: float = field(default=0.6, metadata={"doc": "minimum face score", "min": 0.0, "max": 0.99})
+    threshold: float = field(default=0.7, metadata={
+        "doc": "the face score threshold: faces scoring below it are not reported, on every camera "
+               "(a camera's filters.min_score can only raise it)", "min": 0.0, "max": 0.99})
     nms_iou: float = field(default=0.3, metadata={
         "doc": "non-maximum suppression: drop a box overlapping a kept one by more than this", "min": 0.05,
         "max": 1.0})

@@ -73,9 +73,10 @@ class FiltersConfig:
         default=0,
         metadata={"doc": "smallest face side in pixels of the detector frame (0: no limit)", "min": 0, "max": 10000},
     )
-    min_score: float = field(
-        default=0.7, metadata={"doc": "lowest face score kept (the detector's own threshold applies first)",
-                               "min": 0.0, "max": 1.0}
+    min_score: float | None = field(
+        default=None, metadata={"doc": "a higher score threshold for this camera only (default: "
+                                       "detector.threshold); not below it, where it would decide nothing",
+                                "min": 0.0, "max": 1.0}
     )
     zones: tuple[str, ...] = field(
         default=(), metadata={"doc": "if set, only faces inside one of these zones are tracked"}
@@ -204,6 +205,9 @@ class CameraConfig:
     hflip: bool = field(default=False, metadata={"doc": "mirror left-right"})
     vflip: bool = field(default=False, metadata={"doc": "mirror top-bottom"})
     loop: bool = field(default=False, metadata={"doc": "restart video files and image folders at their end"})
+    hold_frames: int = field(default=0, metadata={
+        "doc": "image folders: frames each image is shown for; 0: tracker.min_hits + 2, so the faces of each "
+               "still become events (1: every file is one frame of a sequence)", "min": 0, "max": 10000})
     lores_format: str = field(
         default="auto",
         metadata={"doc": "picamera detector stream format; auto: RGB888 on a Pi 5, YUV420 before",
@@ -223,6 +227,11 @@ class CameraConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig, metadata={"doc": "face tracking"})
     snapshot: SnapshotConfig = field(default_factory=SnapshotConfig, metadata={"doc": "JPEG snapshots"})
     gpio: GpioConfig = field(default_factory=GpioConfig, metadata={"doc": "GPIO actions"})
+
+    @property
+    def folder_hold(self) -> int:
+        """Frames each image of a folder source is shown for (``hold_frames``, or its automatic value)."""
+        return self.hold_frames or self.tracker.min_hits + 2
 
     def __post_init__(self) -> None:
         if not NAME_PATTERN.match(self.name):

@@ -2,7 +2,7 @@
 
 Pure data following the field convention of :mod:`rpi_agent.config.schema`. Secrets are never
 read here: ``password_env`` and ``password_credential`` only name where the password lives, and
-:func:`rpi_agent.secrets.read_secret` fetches it when the sink starts.
+:func:`rpi_agent.credentials.read_secret` fetches it when the sink starts.
 
 Example (``config.toml``)::
 
@@ -18,14 +18,87 @@ Example (``config.toml``)::
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rpi_agent.errors import ConfigError
 
-TOPIC_LEVEL = re.compile(r"^[^+#/\s]+(/[^+#/\s]+)*$")
-"""A topic prefix: one or more levels, no wildcards, no empty levels, no whitespace."""
+TOPIC_LEVEL = re.compile(r"^[^+#/\s\x00]+(/[^+#/\s\x00]+)*$")
+"""A topic prefix: one or more levels, no wildcards, no empty levels, no whitespace, no NUL."""
+
+MAX_PREFIX_BYTES = 1024
+"""Room for ``<prefix>/<camera>/face/snapshot`` and discovery topics far below MQTT's 65,535 bytes."""
+
+NOT_IN_TOPICS = frozenset("\ufffe\uffff")
+MAX_TOPIC_BYTES = 65535
+"""MQTT encodes a topic with a two-byte length: longer topics cannot be sent at all."""
+
+
+def topic_problem(topic: str, *, wildcards: bool = False) -> str | None:
+    """Why ``topic`` is not a valid MQTT topic name (or filter, with ``wildcards``), or ``None``.
+
+    Example:
+        >>> topic_problem("faceagent/door/faces") is None
+        True
+        >>> topic_problem("fa+/events")
+        'holds the wildcard + or #'
+    """
+    bad = next((c for c in topic if c in NOT_IN_TOPICS or c <= "\x1f" or "\x7f" <= c <= "\x9f"), None)
+    if bad is not None:
+        # MQTT forbids NUL and discourages the rest; Mosquitto closes the connection on any of them.
+        return "holds a NUL character" if bad == "\x00" else f"holds the control or non-character U+{ord(bad):04X}"
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 (a lone surrogate)"
+    if not 0 < size <= MAX_TOPIC_BYTES:
+        return f"is {size} bytes long (MQTT allows {MAX_TOPIC_BYTES})" if size else "is empty"
+    if not wildcards and ("+" in topic or "#" in topic):
+        return "holds the wildcard + or #"
+    return None
+
+
+def host_problem(host: str) -> str | None:
+    """Why ``host`` can never be connected to (not an IP address nor a valid DNS name), or ``None``.
+
+    Example:
+        >>> host_problem("broker..lan")
+        'has an empty label (two dots in a row, or a leading dot)'
+    """
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    checks = (
+        (len(name) > 253, f"is {len(name)} characters long (a DNS name has at most 253)"),
+        (any(not label for label in labels), "has an empty label (two dots in a row, or a leading dot)"),
+        (any(len(label) > 63 for label in labels), "has a part longer than 63 characters between dots"),
+        (any(c.isspace() or c in "/:@?#[]\\\x00" for c in name),
+         "holds a blank or one of / : @ ? # [ ] \\ (give a bare host name or IP address)"),
+    )
+    for failed, why in checks:
+        if failed:
+            return why
+    try:
+        encoded = name.encode("idna")
+    except UnicodeError as exc:
+        return f"is not a valid international host name ({exc})"
+    return f"is {len(encoded)} bytes long once encoded (at most 253)" if len(encoded) > 253 else None
+
+
+def _check_prefix(key: str, prefix: str) -> None:
+    if not TOPIC_LEVEL.match(prefix):
+        raise ValueError(f"{key}: {prefix[:80]!r} is not a valid topic (no +, #, spaces, NUL, empty levels)")
+    if problem := topic_problem(prefix):
+        raise ValueError(f"{key}: {problem}")
+    if len(prefix.encode("utf-8")) > MAX_PREFIX_BYTES:
+        raise ValueError(f"{key}: is {len(prefix.encode('utf-8'))} bytes long (at most {MAX_PREFIX_BYTES})")
+
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_.-]{0,64}$")
 
@@ -59,8 +132,7 @@ class HomeAssistantConfig:
 
     def __post_init__(self) -> None:
         for key in ("discovery_prefix", "status_topic"):
-            if not TOPIC_LEVEL.match(getattr(self, key)):
-                raise ValueError(f"{key}: {getattr(self, key)!r} is not a valid topic (no +, #, spaces, empty levels)")
+            _check_prefix(key, getattr(self, key))
         if self.node_id and not re.match(r"^[A-Za-z0-9_-]+$", self.node_id):
             raise ValueError(f"node_id: {self.node_id!r} may only hold letters, digits, _ and -")
 
@@ -104,10 +176,11 @@ class MqttConfig:
         "doc": "Home Assistant discovery"})
 
     def __post_init__(self) -> None:
-        if not TOPIC_LEVEL.match(self.topic_prefix):
-            raise ValueError(f"topic_prefix: {self.topic_prefix!r} is not a valid topic (no +, #, spaces, empty level)")
+        _check_prefix("topic_prefix", self.topic_prefix)
+        if problem := host_problem(self.host):
+            raise ValueError(f"host: {self.host[:80]!r} {problem}")
         if not CLIENT_ID.match(self.client_id):
-            raise ValueError(f"client_id: {self.client_id!r} may only hold letters, digits, _ . - (at most 64)")
+            raise ValueError(f"client_id: {self.client_id[:80]!r} may only hold letters, digits, _ . - (at most 64)")
         if (self.tls_client_cert is None) != (self.tls_client_key is None):
             raise ValueError("tls_client_cert: a client certificate and tls_client_key go together")
         if self.tls_insecure and not self.use_tls:

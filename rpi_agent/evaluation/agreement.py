@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rpi_agent.decoder import DecodeOptions
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
-from rpi_agent.types import Detection
+from rpi_agent.detection.decoder import DecodeOptions
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.domain import Detection
+from rpi_agent.geometry import iou_matrix, match_by_score
+from rpi_agent.imaging.files import load_rgb
 
 AGREEMENT_IOU = 0.5
 AGREEMENT_SCORE = 0.6
@@ -64,17 +65,6 @@ class Agreement:
         }
 
 
-def pairwise_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of ``(N, 4)`` against ``(M, 4)`` xyxy boxes (continuous coordinates)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0.0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
 def greedy_match(
     reference: Sequence[Detection], candidate: Sequence[Detection], *, iou_threshold: float = AGREEMENT_IOU
 ) -> list[tuple[int, int, float]]:
@@ -85,19 +75,9 @@ def greedy_match(
     """
     if not reference or not candidate:
         return []
-    ref = np.asarray([d.box for d in reference], dtype=np.float64)
-    cand = np.asarray([d.box for d in candidate], dtype=np.float64)
-    iou = pairwise_iou(cand, ref)
-    order = np.argsort([-d.score for d in candidate], kind="stable")
-    taken = np.zeros(len(reference), dtype=bool)
-    pairs = []
-    for ci in order:
-        row = np.where(taken, -1.0, iou[ci])
-        ri = int(row.argmax())
-        if row[ri] >= iou_threshold:
-            taken[ri] = True
-            pairs.append((ri, int(ci), float(row[ri])))
-    return pairs
+    iou = iou_matrix([d.box for d in candidate], [d.box for d in reference])
+    pairs = match_by_score(iou, np.asarray([d.score for d in candidate]), iou_threshold)
+    return [(ri, ci, value) for ci, ri, value in pairs]
 
 
 def compare(

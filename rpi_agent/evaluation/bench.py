@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from rpi_agent.decoder import best_first, candidates_above, decode_boxes, dequantize, greedy_keep
+from rpi_agent.detection.decoder import DecodeOptions, best_first, candidates_above, decode_boxes, greedy_keep
+from rpi_agent.detection.face_detector import DEFAULT_RESIZE, FaceDetector
+from rpi_agent.detection.preprocess import ResizeMode, fit_to_input
+from rpi_agent.detection.quantization import dequantize
+from rpi_agent.domain import Detection
 from rpi_agent.errors import ModelError, RuntimeMissingError
-from rpi_agent.face_detector import DEFAULT_RESIZE, FaceDetector
 from rpi_agent.paths import model_file, models_dir, shared_dir
-from rpi_agent.preprocess import ResizeMode, fit_to_input
-from rpi_agent.types import Detection
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,13 @@ def _file_sizes(name: str, onnx: Path | None) -> dict[str, int | None]:
 Engine = Callable[[np.ndarray], dict[str, float]]
 
 
-def _engines(name: str, resize: ResizeMode) -> tuple[dict[str, Engine], FaceDetector]:
+def _engines(name: str, resize: ResizeMode, threshold: float) -> tuple[dict[str, Engine], FaceDetector]:
     engines: dict[str, Engine] = {}
-    int8 = FaceDetector.from_model(model_file(name, "int8"), resize=resize)
+    options = DecodeOptions(score_threshold=threshold)
+    int8 = FaceDetector.from_model(model_file(name, "int8"), resize=resize, options=options)
     engines["int8"] = lambda rgb: int8.detect(rgb).ms
     if model_file(name, "fp32").is_file():
-        fp32 = FaceDetector.from_model(model_file(name, "fp32"), resize=resize)
+        fp32 = FaceDetector.from_model(model_file(name, "fp32"), resize=resize, options=options)
         engines["fp32_tflite"] = lambda rgb: fp32.detect(rgb).ms
     onnx = onnx_for(name)
     if onnx is not None:
@@ -195,7 +197,8 @@ def decode_breakdown(detector: FaceDetector, images: list[np.ndarray], *, rounds
     return samples.medians()
 
 
-def bench_variant(name: str, images: list[np.ndarray], *, rounds: int, resize: ResizeMode) -> dict[str, Any]:
+def bench_variant(name: str, images: list[np.ndarray], *, rounds: int, resize: ResizeMode,
+                  threshold: float = 0.6) -> dict[str, Any]:
     """Benchmark one built variant on in-memory RGB images.
 
     Two passes: the engines interleaved image by image (for fair INT8 / FP32 / onnxruntime
@@ -207,11 +210,12 @@ def bench_variant(name: str, images: list[np.ndarray], *, rounds: int, resize: R
         images: RGB frames; every engine sees each one in turn.
         rounds: Passes over ``images``; a first pass warms up and is not counted.
         resize: Resize mode of the detectors.
+        threshold: Score threshold of the decode stage.
 
     Returns:
         JSON-friendly record: medians per engine and stage, ratios, acceptance, file sizes.
     """
-    engines, int8 = _engines(name, resize)
+    engines, int8 = _engines(name, resize, threshold)
     medians = _run(engines, images, rounds)
     medians["int8_alone"] = _run({"int8": engines["int8"]}, images, rounds)["int8"]
     ratios = _ratios(medians)

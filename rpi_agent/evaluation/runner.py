@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rpi_agent.decoder import DecodeOptions
+from rpi_agent.detection.decoder import DecodeOptions
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.detection.preprocess import ResizeMode
 from rpi_agent.errors import DatasetError, ModelError
 from rpi_agent.evaluation.submission import to_xywh, write_prediction
-from rpi_agent.face_detector import FaceDetector, resolve_model
-from rpi_agent.images import load_rgb
-from rpi_agent.preprocess import ResizeMode
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.paths import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def resolve_sized_model(model: str, size: tuple[int, int] | None) -> Path:
 
 
 def _input_size(path: Path) -> tuple[int, int]:
-    from rpi_agent.detector import TFLiteDetector
+    from rpi_agent.detection.tflite import TFLiteDetector
 
     return TFLiteDetector(path).input_size
 

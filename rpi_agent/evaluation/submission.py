@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rpi_agent.domain import Detection
 from rpi_agent.errors import DatasetError
-from rpi_agent.types import Detection
 
 
 def to_xywh(faces: Sequence[Detection]) -> np.ndarray:

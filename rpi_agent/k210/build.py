@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from rpi_agent.errors import ModelError, RuntimeMissingError
-from rpi_agent.images import iter_image_paths, load_rgb
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import iter_image_paths
 from rpi_agent.paths import cache_dir, models_dir, shared_dir
-from rpi_agent.preprocess import fit_to_input
+from rpi_agent.detection.preprocess import fit_to_input
 
 log = logging.getLogger(__name__)
 

@@ -93,9 +93,9 @@ def agreement(name: str, kmodel: Path, frames: np.ndarray, *, ncc: Path) -> Agre
     Raises:
         ModelError: The INT8 TFLite is missing or either runtime failed.
     """
-    from rpi_agent.decoder import DecodeOptions, postprocess
-    from rpi_agent.face_detector import FaceDetector
-    from rpi_agent.priors import PriorSpec, generate_priors
+    from rpi_agent.detection.decoder import DecodeOptions, postprocess
+    from rpi_agent.detection.face_detector import FaceDetector
+    from rpi_agent.detection.priors import PriorSpec, generate_priors
 
     int8 = model_file(name, "int8")
     if not int8.is_file():

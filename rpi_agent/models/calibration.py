@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rpi_agent.errors import ImageError
+from rpi_agent.imaging import listing
 
 if TYPE_CHECKING:
     import numpy as np
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # onnx2tf loads this file from the working directory for its own sanity inference and
 # downloads it when absent; the build writes one made from the calibration images instead.
 ONNX2TF_SAMPLE_NAME = "calibration_image_sample_data_20x128x128x3_float32.npy"
@@ -23,17 +23,15 @@ ONNX2TF_SAMPLE_SHAPE = (20, 128, 128, 3)
 
 
 def list_images(directory: Path) -> list[Path]:
-    """Image files directly in ``directory``, sorted by name.
+    """Image files directly in ``directory``, sorted by name: the order the build's hash is taken in.
 
     Raises:
         ImageError: The directory does not exist or holds no images.
     """
     if not directory.is_dir():
         raise ImageError(f"calibration directory not found: {directory}")
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise ImageError(f"no calibration images ({', '.join(IMAGE_SUFFIXES)}) in {directory}")
-    return files
+    # By plain name, not natural order: the calibration hash of every existing build depends on it.
+    return sorted(listing.list_images(directory, recursive=False))
 
 
 def hash_images(files: list[Path]) -> str:

@@ -83,11 +83,14 @@ def onnx_to_saved_model(onnx_path: Path, out_dir: Path) -> Path:
 
 
 def quantize_full_int8(saved_model: Path, samples: list[np.ndarray]) -> bytes:
-    """Full-integer quantisation: int8 weights and activations, uint8 input, int8 outputs.
+    """Full-integer quantisation: int8 weights, activations, input and outputs.
 
     Calibration on the given samples (float NHWC, normalised) fixes the input range to the
-    normalised pixel range, so the uint8 input comes out with scale 1/128 and zero point 127:
-    raw RGB bytes go straight in.
+    normalised pixel range, so the int8 input comes out with scale 1/128 and zero point -1:
+    an RGB byte ``v`` goes in as ``v ^ 0x80`` read as int8 (``v - 128``). A uint8 input would
+    make the converter put a QUANTIZE (uint8 -> int8) in front of the first convolution, which
+    XNNPACK runs as a full requantisation of the frame: 15 % of the whole network's time on
+    x86 (see docs/performance.md), where the detector's XOR costs a twentieth of that.
     """
     import tensorflow as tf
 
@@ -99,7 +102,7 @@ def quantize_full_int8(saved_model: Path, samples: list[np.ndarray]) -> bytes:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.representative_dataset = representative
-    converter.inference_input_type = tf.uint8
+    converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
     return bytes(converter.convert())
 
@@ -123,11 +126,11 @@ def check_int8_io(io: dict[str, Any], *, num_priors: int, width: int, height: in
     """Problems with an INT8 model's interface; empty when it is what the detector expects."""
     problems = []
     (inp,) = io["inputs"]
-    if inp["shape"] != [1, height, width, 3] or inp["dtype"] != "uint8":
-        problems.append(f"input is {inp['dtype']}{inp['shape']}, expected uint8[1, {height}, {width}, 3]")
-    elif abs(inp["scale"] - 1 / 128) > 1e-6 or inp["zero_point"] != 127:
+    if inp["shape"] != [1, height, width, 3] or inp["dtype"] != "int8":
+        problems.append(f"input is {inp['dtype']}{inp['shape']}, expected int8[1, {height}, {width}, 3]")
+    elif abs(inp["scale"] - 1 / 128) > 1e-6 or inp["zero_point"] != -1:
         problems.append(f"input quantisation scale={inp['scale']} zero_point={inp['zero_point']}, "
-                        "expected 1/128 and 127 (raw RGB bytes)")
+                        "expected 1/128 and -1 (RGB bytes with the top bit flipped)")
     by_dim = {o["shape"][-1]: o for o in io["outputs"]}
     for dim in (2, 4):
         out = by_dim.get(dim)

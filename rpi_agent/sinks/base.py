@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from rpi_agent.types import FrameResult
+from rpi_agent.domain import FrameResult
 
 
 @runtime_checkable

@@ -107,6 +107,19 @@ class Delivery:
                 self._draining = False
             return seq
 
+    def oldest_inflight(self) -> int | None:
+        """The lowest outbox seq handed over and not yet acknowledged."""
+        with self._lock:
+            return min(self._inflight.values(), default=None)
+
+    def forget(self, seq: int) -> None:
+        """Stop waiting for entry ``seq`` (it was set aside); later entries may go."""
+        with self._lock:
+            self._inflight = {m: s for m, s in self._inflight.items() if s != seq}
+            self._handed = max(self._handed, seq)
+            if self._draining and not self._inflight:
+                self._draining = False
+
     def connected(self) -> None:
         """The session is up; what the client still holds goes first."""
         with self._lock:

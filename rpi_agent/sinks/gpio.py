@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rpi_agent.config.camera import GpioConfig
+from rpi_agent.domain import FrameResult
 from rpi_agent.errors import ConfigError, GpioError
-from rpi_agent.types import FrameResult
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,10 @@
 Every event is appended here *before* it is handed to the MQTT client and removed only when the
 broker acknowledges it, so neither a broker outage nor a killed daemon loses it: what is left is
 sent again, oldest first, on the next connection or start. When ``max_messages`` is reached the
-oldest entries are dropped and counted (the count survives restarts).
+oldest entries are dropped and counted (the count survives restarts). A message that cannot be
+stored at all (disk full, file system gone read-only) is counted as dropped too: every message is
+either kept or counted. An entry the broker will not take is moved to the ``refused`` table and
+counted, so it never blocks the entries behind it.
 
 Storage is SQLite (standard library) in WAL mode. ``sync="normal"`` commits survive a crash of
 the process and need few flash writes; ``sync="full"`` also fsyncs every commit so a power cut
@@ -40,11 +43,30 @@ CREATE TABLE IF NOT EXISTS outbox (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS refused (
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    created REAL NOT NULL
+);
 """
+COLUMNS = {"outbox": {"seq", "topic", "payload", "qos", "retain", "created"}, "counters": {"name", "value"},
+           "refused": {"seq", "topic", "payload", "reason", "created"}}
+RECOUNT_EVERY = 100
+"""Appends between exact recounts of the (otherwise cached) number of entries."""
+KEEP_REFUSED = 1000
+"""Refused entries kept for inspection (``sqlite3 FILE 'SELECT * FROM refused'``); older ones go."""
+BUMP = ("INSERT INTO counters(name, value) VALUES(?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value")
 
 
 class OutboxError(FaceAgentError, OSError):
     """The outbox file cannot be opened or written."""
+
+
+class ForeignFileError(sqlite3.DatabaseError):
+    """An SQLite file whose tables are not an outbox's (another program's file at our path)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +98,9 @@ class Outbox:
         self.max_messages = max_messages
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._count = 0
+        self._appends = 0
+        self._unsaved = 0  # messages that could not be stored, not yet added to the counter on disk
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -83,6 +108,7 @@ class Outbox:
             except sqlite3.DatabaseError as exc:
                 self._db = self._open(self._set_aside(path, exc), sync)
             self._count = self._scalar("SELECT COUNT(*) FROM outbox")
+            self._unsaved = 0
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"outbox {path}: cannot open: {exc}") from None
 
@@ -90,27 +116,41 @@ class Outbox:
     def _open(path: Path, sync: str) -> sqlite3.Connection:
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=5.0)
         try:
+            Outbox._check_ours(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={sync.upper()}")
             db.executescript(SCHEMA)
-            db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         except sqlite3.Error:
             db.close()
             raise
         return db
 
     @staticmethod
+    def _check_ours(db: sqlite3.Connection) -> None:
+        """Refuse, before writing anything, a database that holds tables of another program."""
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables.discard("sqlite_sequence")
+        if tables and not tables & {"outbox", "counters"}:
+            raise ForeignFileError(f"it holds the tables {sorted(tables)[:5]}, none of an outbox")
+        for table in tables & COLUMNS.keys():
+            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if have != COLUMNS[table]:
+                raise ForeignFileError(f"table {table} has the columns {sorted(have)}, not an outbox's")
+
+    @staticmethod
     def _set_aside(path: Path, exc: sqlite3.Error) -> Path:
         """Move a damaged file out of the way: a daemon that cannot start loses more than this file."""
         if isinstance(exc, sqlite3.OperationalError):
             raise exc  # locked or unreadable, not damaged: do not touch it
-        aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+        kind = "foreign" if isinstance(exc, ForeignFileError) else "damaged"
+        aside = path.with_name(f"{path.name}.{kind}-{int(time.time())}")
         path.replace(aside)
         for suffix in ("-wal", "-shm"):
             side = path.with_name(path.name + suffix)
             if side.exists():
                 side.replace(aside.with_name(aside.name + suffix))
-        logger.error("outbox %s is damaged (%s): moved it to %s and started an empty one", path, exc, aside)
+        what = "not an outbox" if kind == "foreign" else "damaged"
+        logger.error("outbox %s is %s (%s): moved it to %s and started an empty one", path, what, exc, aside)
         return path
 
     def _conn(self) -> sqlite3.Connection:
@@ -123,13 +163,24 @@ class Outbox:
         return int(row[0]) if row and row[0] is not None else 0
 
     def __len__(self) -> int:
-        return self._count
+        return max(0, self._count)
 
     @property
     def dropped(self) -> int:
-        """Entries dropped because the bound was hit, over the life of the file."""
+        """Messages dropped (bound hit, or not storable at all) over the life of the file."""
+        return self._counter("dropped") + self._unsaved
+
+    @property
+    def refused(self) -> int:
+        """Entries set aside because the broker (or the client library) would not take them."""
+        return self._counter("refused")
+
+    def _counter(self, name: str) -> int:
         with self._lock:
-            return self._scalar("SELECT value FROM counters WHERE name = 'dropped'")
+            try:
+                return self._scalar("SELECT value FROM counters WHERE name = ?", (name,))
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox {self.path}: cannot read the counters: {exc}") from None
 
     def append(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> int:
         """Store one message durably; drop the oldest first if the outbox is full.
@@ -141,53 +192,90 @@ class Outbox:
             OutboxError: The disk write failed (full disk, read-only file system).
         """
         with self._lock:
+            db = self._conn()
             try:
-                return self._append(topic, payload, qos, retain)
+                return self._append(db, topic, payload, qos, retain)
             except sqlite3.Error as exc:
+                self._rollback(db)
+                # Not stored means lost unless counted: the count lives in memory until a write succeeds.
+                self._unsaved += 1
                 raise OutboxError(f"outbox {self.path}: cannot store a message: {exc}") from None
 
-    def _append(self, topic: str, payload: bytes, qos: int, retain: bool) -> int:
-        db = self._conn()
-        excess = self._count + 1 - self.max_messages
+    @staticmethod
+    def _rollback(db: sqlite3.Connection) -> None:
+        # SQLite may already have rolled back by itself (disk full); a second ROLLBACK would
+        # replace the real cause with "no transaction is active".
+        if db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                logger.debug("outbox rollback failed: %s", exc)
+
+    def _append(self, db: sqlite3.Connection, topic: str, payload: bytes, qos: int, retain: bool) -> int:
         db.execute("BEGIN IMMEDIATE")
-        try:
-            if excess > 0:
-                db.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (excess,))
-                db.execute(
-                    "INSERT INTO counters(name, value) VALUES('dropped', ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                    (excess,),
-                )
-            cursor = db.execute(
-                "INSERT INTO outbox(topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
-                (topic, payload, qos, int(retain), time.time()),
-            )
-            db.execute("COMMIT")
-        except sqlite3.Error:
-            db.execute("ROLLBACK")
-            raise
+        self._appends += 1
+        count = self._count
+        if self._appends % RECOUNT_EVERY == 0:
+            # Another process on the same file (which should not happen) shifts the cached count.
+            count = self._scalar("SELECT COUNT(*) FROM outbox")
+        excess, dropped = count + 1 - self.max_messages, 0
         if excess > 0:
-            logger.warning("outbox full (%d messages): dropped the %d oldest", self.max_messages, excess)
-            self._count -= excess
-        self._count += 1
+            dropped = db.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                                 (excess,)).rowcount
+        if dropped > 0 or self._unsaved:
+            db.execute(BUMP, ("dropped", dropped + self._unsaved))
+        cursor = db.execute(
+            "INSERT INTO outbox(topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
+            (topic, payload, qos, int(retain), time.time()),
+        )
+        db.execute("COMMIT")
+        self._unsaved = 0
+        if dropped > 0:
+            logger.warning("outbox full (%d messages): dropped the %d oldest", self.max_messages, dropped)
+        self._count = max(0, count - dropped) + 1
         return int(cursor.lastrowid or 0)
 
-    def remove(self, seq: int) -> None:
-        """Forget an acknowledged entry (a missing one, e.g. already dropped, is ignored)."""
+    def set_aside(self, seq: int, reason: str) -> None:
+        """Move entry ``seq`` to the ``refused`` table and count it (a missing one is ignored)."""
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                moved = db.execute(
+                    "INSERT INTO refused(seq, topic, payload, reason, created) "
+                    "SELECT seq, topic, payload, ?, created FROM outbox WHERE seq = ?", (reason[:500], seq)).rowcount
+                db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+                if moved > 0:
+                    db.execute(BUMP, ("refused", moved))
+                db.execute("DELETE FROM refused WHERE seq <= (SELECT seq FROM refused ORDER BY seq DESC "
+                           "LIMIT 1 OFFSET ?)", (KEEP_REFUSED,))
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(db)
+                raise OutboxError(f"outbox {self.path}: cannot set a message aside: {exc}") from None
+            self._count -= max(0, moved)
+
+    def remove(self, seq: int) -> bool:
+        """Forget an acknowledged entry; returns False if it was not there (e.g. already dropped)."""
         with self._lock:
             try:
                 deleted = self._conn().execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox {self.path}: cannot remove a message: {exc}") from None
-            self._count -= max(0, deleted)
+            # Another process may have appended what this one removes: never count below zero.
+            self._count = max(0, self._count - max(0, deleted))
+            return deleted > 0
 
     def pending(self, *, after: int = 0, limit: int | None = None) -> list[OutboxEntry]:
         """Waiting entries with ``seq > after``, oldest first, at most ``limit`` of them."""
         with self._lock:
-            rows = self._conn().execute(
-                "SELECT seq, topic, payload, qos, retain FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after, -1 if limit is None else limit),
-            ).fetchall()
+            try:
+                rows = self._conn().execute(
+                    "SELECT seq, topic, payload, qos, retain FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (after, -1 if limit is None else limit),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox {self.path}: cannot read waiting messages: {exc}") from None
         return [OutboxEntry(int(s), str(t), bytes(p), int(q), bool(r)) for s, t, p, q, r in rows]
 
     def close(self) -> None:
@@ -199,8 +287,14 @@ class Outbox:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
                 logger.warning("outbox %s: checkpoint failed: %s", self.path, exc)
-            self._db.close()
+            try:
+                self._db.close()
+            except sqlite3.Error as exc:
+                logger.warning("outbox %s: close failed: %s", self.path, exc)
             self._db = None
+            if self._unsaved:
+                logger.error("outbox %s: %d messages could not be stored and are lost (counted as dropped "
+                             "until now; the count could not be written)", self.path, self._unsaved)
 
     def __enter__(self) -> Outbox:
         return self

@@ -13,7 +13,7 @@ from collections.abc import Collection
 import numpy as np
 
 from rpi_agent.config.camera import SnapshotConfig
-from rpi_agent.types import FaceEvent, Frame, FrameResult, TrackedFace
+from rpi_agent.domain import FaceEvent, Frame, FrameResult, TrackedFace
 
 CROP_MARGIN = 0.4
 """Fraction of the face box added on each side when cropping, so the crop shows the head."""

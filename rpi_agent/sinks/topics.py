@@ -1,4 +1,4 @@
-"""MQTT topic names and command payload rules (Frigate's layout), free of any MQTT library.
+"""MQTT topic names (Frigate's layout) and the event payload, free of any MQTT library.
 
 Example:
     >>> t = Topics("faceagent")
@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection
 from dataclasses import dataclass
 
-from rpi_agent.types import FaceEvent
+from rpi_agent.config.mqtt import MAX_TOPIC_BYTES, topic_problem
+from rpi_agent.domain import FaceEvent
 
-ON_OFF = ("ON", "OFF")
-UNLOCK_WORDS = ("ON", "PRESS", "UNLOCK")
-MAX_UNLOCK_SECONDS = 600.0
-
-
-class PayloadError(ValueError):
-    """A command payload that does not fit its feature; the message says what is accepted."""
+__all__ = ["MAX_TOPIC_BYTES", "Topics", "event_payload", "topic_problem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,51 +65,6 @@ class Topics:
         if len(parts) != 3 or not parts[0] or not parts[1]:
             return None
         return parts[0], parts[1]
-
-
-def normalise_command(feature: str, payload: bytes) -> str:
-    """Check a command payload and return its canonical form.
-
-    ``detect`` takes ``ON``/``OFF``; ``unlock`` takes ``ON``/``PRESS``/``UNLOCK`` (the configured
-    pulse) or a number of seconds in (0, 600]. Case and surrounding blanks are ignored.
-
-    Raises:
-        PayloadError: Unknown feature, undecodable or unacceptable payload.
-    """
-    try:
-        text = payload.decode("utf-8").strip().upper()
-    except UnicodeDecodeError:
-        raise PayloadError("payload is not UTF-8 text") from None
-    if feature == "detect":
-        if text in ON_OFF:
-            return text
-        raise PayloadError(f"expected ON or OFF, got {text[:40]!r}")
-    if feature == "unlock":
-        if text in UNLOCK_WORDS:
-            return "ON"
-        try:
-            seconds = float(text)
-        except ValueError:
-            raise PayloadError(f"expected ON, PRESS or seconds, got {text[:40]!r}") from None
-        if not 0.0 < seconds <= MAX_UNLOCK_SECONDS:
-            raise PayloadError(f"seconds must be in (0, {MAX_UNLOCK_SECONDS:g}], got {text[:40]!r}")
-        return f"{seconds:g}"
-    raise PayloadError(f"unknown feature {feature!r} (known: detect, unlock)")
-
-
-def check_command(
-    camera: str, feature: str, payload: bytes, *, cameras: Collection[str], remote_unlock: Collection[str]
-) -> str:
-    """Validate a whole command (camera, feature, payload) and return the canonical payload.
-
-    Raises:
-        PayloadError: Why the command is refused, as one line.
-    """
-    if camera not in cameras:
-        raise PayloadError(f"unknown camera {camera!r}")
-    if feature == "unlock" and camera not in remote_unlock:
-        raise PayloadError("remote unlock is not enabled for this camera (cameras.gpio.allow_remote_unlock)")
-    return normalise_command(feature, payload)
 
 
 def event_payload(event: FaceEvent) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
-from rpi_agent.types import Frame
+from rpi_agent.domain import Frame
 
 
 @runtime_checkable
@@ -17,6 +17,8 @@ class FrameSource(Protocol):
     """
 
     camera: str
+    live: bool
+    """A live feed (the daemon drops stale frames) rather than a recording (every frame is played)."""
 
     def frames(self) -> Iterator[Frame]:
         """Frames in capture order; returns when the source is exhausted or closed."""

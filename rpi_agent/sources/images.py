@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -11,48 +10,28 @@ from pathlib import Path
 
 import numpy as np
 
+from rpi_agent.domain import Frame
 from rpi_agent.errors import ImageError, SourceError
-from rpi_agent.images import IMAGE_SUFFIXES, load_rgb
+from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.listing import list_images
 from rpi_agent.sources.common import ENDED, ONLINE, Pacer, SourceStatus, StateCallback, orient
-from rpi_agent.types import Frame
 
 log = logging.getLogger(__name__)
-
-
-def natural_key(path: Path) -> tuple[object, ...]:
-    """Sort key putting ``2.jpg`` before ``10.jpg``: digit runs compare as numbers."""
-    parts = re.split(r"(\d+)", path.name)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts if p)
-
-
-def list_images(path: Path) -> list[Path]:
-    """The images of a folder (not its sub-folders) in natural order, or the one image file given.
-
-    Raises:
-        SourceError: The path is missing, or the folder holds no images.
-    """
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise SourceError(f"{path}: no such image folder or file")
-    found = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-                   key=natural_key)
-    if not found:
-        raise SourceError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return found
 
 
 class ImageFolderSource:
     """Plays the images of a folder in natural order at a set rate, optionally looping.
 
-    An unreadable image is logged and skipped. Boxes are in the pixels of each image, so images of
-    different sizes may be mixed.
+    Each image is shown ``hold`` frames in a row, as a camera would see a still scene: a tracker needs
+    a face in several frames before it announces it. An unreadable image is logged and skipped. Boxes
+    are in the pixels of each image, so images of different sizes may be mixed.
 
     Args:
         path: A folder of images, or one image file.
         camera: Camera name put on every frame.
         fps: Frames per second; 0 plays as fast as the consumer takes them.
         loop: Start again after the last image.
+        hold: Frames each image is shown for (1: each file is one frame of a sequence).
         rotation: Clockwise degrees applied to every image.
         hflip: Mirror left-right.
         vflip: Mirror top-bottom.
@@ -72,16 +51,23 @@ class ImageFolderSource:
         camera: str,
         fps: float = 0.0,
         loop: bool = False,
+        hold: int = 1,
         rotation: int = 0,
         hflip: bool = False,
         vflip: bool = False,
         on_state: StateCallback | None = None,
     ) -> None:
         self.path = Path(path).expanduser()
-        self.paths = list_images(self.path)
+        try:
+            self.paths = list_images(self.path)
+        except ImageError as exc:
+            raise SourceError(str(exc)) from None
         self.camera = camera
         self.fps = fps
         self.loop = loop
+        if hold < 1:
+            raise ValueError(f"hold must be at least 1 frame, got {hold}")
+        self.hold = hold
         self._orient = {"rotation": rotation, "hflip": hflip, "vflip": vflip}
         self._stop = threading.Event()
         self._status = SourceStatus(camera, on_state)
@@ -91,20 +77,22 @@ class ImageFolderSource:
         pacer = Pacer(self.fps, self._stop)
         index = 0
         self._status.set(ONLINE)
-        log.info("camera %s: playing %d image(s) from %s at %s fps%s", self.camera, len(self.paths), self.path,
-                 self.fps or "full", ", looping" if self.loop else "")
+        log.info("camera %s: playing %d image(s) from %s at %s fps%s%s", self.camera, len(self.paths), self.path,
+                 self.fps or "full", f", {self.hold} frames each" if self.hold > 1 else "",
+                 ", looping" if self.loop else "")
         while not self._stop.is_set():
             played = 0
             for path in self.paths:
                 rgb = self._load(path)
                 if rgb is None:
                     continue
-                if not pacer.wait():
-                    return
                 played += 1
                 height, width = rgb.shape[:2]
-                yield Frame(self.camera, index, time.time(), rgb, width, height)
-                index += 1
+                for _ in range(self.hold):
+                    if not pacer.wait():
+                        return
+                    yield Frame(self.camera, index, time.time(), rgb, width, height)
+                    index += 1
             if not self.loop or played == 0:
                 break
         self._status.set(ENDED)

@@ -22,11 +22,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
-from rpi_agent.errors import ConfigError, ProtocolError, SourceError
-from rpi_agent.sources.common import ENDED, ONLINE, RETRYING, SourceStatus, StateCallback
-from rpi_agent.types import Detection, Frame
+from rpi_agent.domain import Detection, Frame
+from rpi_agent.errors import ProtocolError, SourceError
+from rpi_agent.sources.common import ENDED, ONLINE, RETRYING, Backoff, SourceStatus, StateCallback
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,6 @@ FATAL_BOARD_ERRORS = {
     "kpu_api": "firmware KPU API cannot read the model's outputs",
     "no_sd": "no SD card",
 }
-BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1500000)
 
 
 @dataclass(slots=True)
@@ -113,27 +111,6 @@ def board_error_code(line: bytes) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def parse_spec(spec: str) -> tuple[str, int]:
-    """``k210:/dev/ttyUSB0[?baud=115200]`` → ``("/dev/ttyUSB0", 115200)``.
-
-    Raises:
-        ConfigError: Not a k210 spec, no port, or a bad baud rate.
-    """
-    if not spec.startswith("k210:"):
-        raise ConfigError(f"not a K210 source: {spec!r} (expected k210:/dev/ttyUSB0[?baud=115200])")
-    port, _, query = spec[len("k210:"):].partition("?")
-    if not port:
-        raise ConfigError(f"{spec!r}: missing serial port, e.g. k210:/dev/ttyUSB0")
-    params = parse_qs(query, keep_blank_values=True, strict_parsing=False)
-    unknown = set(params) - {"baud"}
-    if unknown:
-        raise ConfigError(f"{spec!r}: unknown option(s) {', '.join(sorted(unknown))}; only baud is known")
-    baud_text = params.get("baud", ["115200"])[-1]
-    if not baud_text.isdigit() or int(baud_text) not in BAUDS:
-        raise ConfigError(f"{spec!r}: baud must be one of {', '.join(map(str, BAUDS))}")
-    return port, int(baud_text)
-
-
 def _open_pyserial(port: str, baud: int, timeout: float) -> Any:
     try:
         import serial
@@ -147,7 +124,7 @@ class K210Source:
 
     Iterating yields ``(timestamp, faces)`` per board frame: the host's wall-clock time the
     line arrived, and the faces in the board's frame pixels. :meth:`frames` yields the same as
-    :class:`rpi_agent.types.Frame` objects (``rgb=None``, ``detections`` filled) for the
+    :class:`rpi_agent.domain.Frame` objects (``rgb=None``, ``detections`` filled) for the
     pipeline. Both end when :meth:`close` is called, from any thread.
 
     Args:
@@ -158,11 +135,13 @@ class K210Source:
         width: Width of the board's frame (coordinate space of the boxes).
         height: Height of the board's frame.
         read_timeout: Seconds a read waits, which bounds how late ``close()`` is noticed.
-        backoff: Seconds before the first reopen attempt after a failure; doubles each time.
-        backoff_max: Upper bound of the reopen delay.
+        retry_initial: Seconds before the first reopen attempt after a failure; doubles each time.
+        retry_max: Upper bound of the reopen delay.
         opener: ``(port, baud, timeout) -> serial-like`` (pyserial's ``Serial`` by default).
         on_state: ``on_state(camera, "source", value)`` on ``ONLINE`` / ``RETRYING`` / ``ENDED``.
     """
+
+    live = True
 
     def __init__(
         self,
@@ -173,8 +152,8 @@ class K210Source:
         width: int = FRAME_WIDTH,
         height: int = FRAME_HEIGHT,
         read_timeout: float = 0.5,
-        backoff: float = 0.5,
-        backoff_max: float = 10.0,
+        retry_initial: float = 0.5,
+        retry_max: float = 10.0,
         opener: Callable[[str, int, float], Any] | None = None,
         on_state: StateCallback | None = None,
     ) -> None:
@@ -184,21 +163,13 @@ class K210Source:
         self.width = width
         self.height = height
         self.read_timeout = read_timeout
-        self.backoff = backoff
-        self.backoff_max = backoff_max
+        self._backoff = Backoff(retry_initial, retry_max)
         self.counters = K210Counters()
         self._opener = opener or _open_pyserial
         self._serial: Any = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._status = SourceStatus(camera, on_state)
-
-    @classmethod
-    def from_spec(cls, spec: str, *, camera: str = "k210", retry_initial: float = 0.5, retry_max: float = 10.0,
-                  on_state: StateCallback | None = None) -> K210Source:
-        """Build from a ``k210:/dev/ttyUSB0[?baud=115200]`` source string."""
-        port, baud = parse_spec(spec)
-        return cls(port, baud=baud, camera=camera, backoff=retry_initial, backoff_max=retry_max, on_state=on_state)
 
     def __enter__(self) -> K210Source:
         return self
@@ -236,7 +207,7 @@ class K210Source:
     def frames(self) -> Iterator[Frame]:
         """The detections as pipeline frames (no pixels)."""
         for index, (stamp, faces) in enumerate(self.detections()):
-            yield Frame(self.camera, index, stamp, None, self.width, self.height, tuple(faces))
+            yield Frame(self.camera, index, stamp, None, self.width, self.height, reported=tuple(faces))
 
     def close(self) -> None:
         """Stop iterating and release the port; idempotent, callable from another thread."""
@@ -287,18 +258,16 @@ class K210Source:
 
     def _lines(self) -> Iterator[bytes]:
         buf = bytearray()
-        delay = self.backoff
         connected_once = False
         while not self._stop.is_set():
             if self._serial is None:
                 if not self._connect():
-                    self._stop.wait(delay)
-                    delay = min(delay * 2, self.backoff_max)
+                    self._stop.wait(self._backoff.next_delay())
                     continue
                 if connected_once:
                     self.counters.reconnects += 1
                 connected_once = True
-                delay = self.backoff
+                self._backoff.reset()
                 buf.clear()  # a line cut by the disconnect is not worth a malformed count
             chunk = self._read()
             if not chunk:

@@ -12,32 +12,18 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rpi_agent.domain import Frame
 from rpi_agent.errors import SourceError
 from rpi_agent.sources.common import ENDED, ONLINE, RETRYING, Backoff, Pacer, SourceStatus, StateCallback, orient
-from rpi_agent.types import Frame
+from rpi_agent.sources.spec import parse_source
 
 log = logging.getLogger(__name__)
 
-STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp://")
 STREAM_TIMEOUT_MS = 5000
-
-
-def is_live_spec(spec: str) -> bool:
-    """Devices (``/dev/videoN``, a USB index) and network streams are live; anything else is a file."""
-    return spec.isdigit() or spec.startswith("/dev/") or spec.lower().startswith(STREAM_PREFIXES)
-
-
-def redact_url(spec: str) -> str:
-    """``rtsp://user:pass@host/x`` → ``rtsp://***@host/x``: stream passwords stay out of logs."""
-    scheme, sep, rest = spec.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return spec
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
 
 
 def bgr_frame_to_rgb(bgr: np.ndarray) -> np.ndarray:
@@ -87,9 +73,10 @@ class OpenCVSource:
         on_state: StateCallback | None = None,
     ) -> None:
         self.spec = spec
+        self.source = parse_source(spec)
         self.camera = camera
-        self.live = is_live_spec(spec) if live is None else live
-        if not self.live and not Path(spec).expanduser().is_file():
+        self.live = self.source.live if live is None else live
+        if not self.live and not self.source.path.is_file():
             raise SourceError(f"{spec}: no such video file")
         self.size = (width, height)
         self.fps = fps
@@ -100,29 +87,33 @@ class OpenCVSource:
         self._status = SourceStatus(camera, on_state)
         self._cap: Any = None
         self._since_open = 0
+        self._media_origin: float | None = None
+        self._media_loops = 0.0  # media seconds of the passes already played, when looping
+        self._media_last = 0.0
         self.failures = 0
         """Failed opens and reads so far (for stats and tests)."""
 
     @property
     def _shown(self) -> str:
-        return redact_url(self.spec)
+        return self.source.shown
 
     def _open(self) -> Any | None:
         """A capture that is open, or None after logging why not."""
         import cv2
 
-        if self.spec.isdigit():
-            cap = cv2.VideoCapture(int(self.spec), cv2.CAP_V4L2)
-        elif self.spec.lower().startswith(STREAM_PREFIXES):
+        kind = self.source.kind
+        if kind == "device" and self.source.index >= 0:
+            cap = cv2.VideoCapture(self.source.index, cv2.CAP_V4L2)
+        elif kind == "stream":
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, STREAM_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC,
                       STREAM_TIMEOUT_MS]
             cap = cv2.VideoCapture(self.spec, cv2.CAP_FFMPEG, params)
         else:
-            cap = cv2.VideoCapture(str(Path(self.spec).expanduser()))
+            cap = cv2.VideoCapture(str(self.source.path))
         if not cap.isOpened():
             cap.release()
             return None
-        if self.live and not self.spec.lower().startswith(STREAM_PREFIXES):
+        if self.live and kind != "stream":
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
             if self.fps > 0:
@@ -141,6 +132,8 @@ class OpenCVSource:
 
     def _ensure_open(self) -> bool:
         """Open the capture if needed, retrying live sources; False when closed or the file cannot open."""
+        if self._stop.is_set():
+            return False  # closed at the very end of a file: no further read would end the loop
         while self._cap is None:
             if self._stop.is_set():
                 return False
@@ -173,11 +166,26 @@ class OpenCVSource:
                 if not pacer.wait():
                     break
                 height, width = rgb.shape[:2]
-                yield Frame(self.camera, index, time.time(), rgb, width, height)
+                yield Frame(self.camera, index, self._capture_time(), rgb, width, height)
                 index += 1
         finally:
             self._release()
         self._status.set(ENDED)
+
+    def _capture_time(self) -> float:
+        """Wall clock for a live feed; for a file, its media time counted from when playback began.
+
+        A file's events then carry the recording's own spacing, however fast it is decoded.
+        """
+        if self.live:
+            return time.time()
+        import cv2
+
+        if self._media_origin is None:
+            self._media_origin = time.time()
+        media = max(0.0, float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1e3)
+        self._media_last = media
+        return self._media_origin + self._media_loops + media
 
     def _at_end(self) -> bool:
         """Handle a failed read: True when the run should end (a file without loop)."""
@@ -189,10 +197,17 @@ class OpenCVSource:
             return True
         if self.loop:
             log.info("camera %s: end of %s, looping", self.camera, self._shown)
+            self._media_loops += self._media_last + self._frame_period()
             self._release()
             return False
         log.info("camera %s: end of %s", self.camera, self._shown)
         return True
+
+    def _frame_period(self) -> float:
+        import cv2
+
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS)) if self._cap is not None else 0.0
+        return 1.0 / fps if fps > 0 else 0.0
 
     def _release(self) -> None:
         cap, self._cap = self._cap, None

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from rpi_agent.domain import Frame
 from rpi_agent.errors import SourceError
 from rpi_agent.sources.common import ENDED, ONLINE, RETRYING, Backoff, SourceStatus, StateCallback, orient
-from rpi_agent.types import Frame
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rpi_agent.face_detector import FaceDetector
-from rpi_agent.images import load_rgb
-from rpi_agent.preprocess import fit_to_input
+from rpi_agent.detection.face_detector import FaceDetector
+from rpi_agent.detection.preprocess import fit_to_input
+from rpi_agent.imaging.files import load_rgb
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ def _version(dist: str) -> str | None:
 
 
 def _model_facts(model: str) -> dict[str, object]:
-    from rpi_agent.detector import TFLiteDetector
+    from rpi_agent.detection.tflite import TFLiteDetector
 
     detector = TFLiteDetector(model, num_threads=1)
     return {

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from rpi_agent.types import Box
+from rpi_agent.domain import Box
 
 Point = tuple[float, float]
 

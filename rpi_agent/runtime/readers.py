@@ -12,9 +12,9 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from rpi_agent.domain import Frame
 from rpi_agent.errors import SourceError
 from rpi_agent.sources.base import FrameSource
-from rpi_agent.types import Frame
 
 log = logging.getLogger(__name__)
 

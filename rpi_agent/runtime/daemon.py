@@ -1,9 +1,10 @@
 """The daemon: builds every stage from the config, runs the main loop, shuts down in order.
 
 This is the only module that picks concrete adapters (sources, detector, MQTT and GPIO sinks).
-Threads: one reader per camera (see :mod:`rpi_agent.readers`) and paho's network thread; the
-pipelines and sinks run on the main thread. The relay is fail-secure: every exit path (signal,
-end of input, exception) closes the GPIO sinks, which leaves the relay LOCKED.
+Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`), paho's network thread and,
+when enabled, the status page's server; the pipelines and sinks run on the main thread. The relay is
+fail-secure: every exit path (signal, end of input, exception) closes the GPIO sinks, which leaves the
+relay LOCKED.
 
 Example:
     >>> Daemon(load_config("config.toml"), gpio_factory="mock").run()  # doctest: +SKIP
@@ -12,25 +13,26 @@ Example:
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rpi_agent import __version__
-from rpi_agent.config import AppConfig, CameraConfig, camera_uses_own_detector
+from rpi_agent.config import AppConfig
+from rpi_agent.detection.base import Detector, ReportedFaces
+from rpi_agent.domain import FrameResult
 from rpi_agent.errors import ConfigError, SourceError
-from rpi_agent.notify import Notifier
-from rpi_agent.readers import CameraReader, FrameMailbox
-from rpi_agent.stats import StatsWindow, cpu_temperature, format_line, peak_rss_mb
-from rpi_agent.types import FrameResult
+from rpi_agent.runtime.commands import CommandPolicy
+from rpi_agent.runtime.notify import Notifier
+from rpi_agent.runtime.readers import CameraReader, FrameMailbox
+from rpi_agent.runtime.stats import Every, StatsWindow, collect_stats, format_line
+from rpi_agent.runtime.watchers import Watchers
+from rpi_agent.sources import parse_source
 
 if TYPE_CHECKING:
-    from rpi_agent.face_detector import FaceDetector
-    from rpi_agent.pipeline import Pipeline
+    from rpi_agent.runtime.pipeline import Pipeline
     from rpi_agent.sinks.gpio import GpioSink
     from rpi_agent.sinks.mqtt import MqttSink
 
@@ -38,14 +40,6 @@ log = logging.getLogger(__name__)
 
 LOOP_TIMEOUT = 0.25  # seconds the main loop waits for frames before doing its housekeeping
 STATUS_INTERVAL = 5.0
-ON_OFF = {"ON": True, "OFF": False}
-
-
-def is_live(spec: str) -> bool:
-    """Whether a source string is a live feed (drop stale frames) rather than a recording (play every frame)."""
-    if spec.startswith(("picamera", "k210:", "/dev/", "rtsp://", "rtsps://", "http://", "https://")):
-        return True
-    return spec.isdigit() or not Path(spec).expanduser().exists()
 
 
 class Daemon:
@@ -56,6 +50,7 @@ class Daemon:
         gpio_factory: gpiozero pin factory name (``"mock"`` off a Pi); ``None``: gpiozero's default.
         max_frames: Stop after this many frames per camera (demos, tests).
         notifier: systemd notifier; by default from the environment.
+        on_status: Called about once a second with figures for a terminal's status line.
     """
 
     def __init__(
@@ -65,6 +60,7 @@ class Daemon:
         gpio_factory: str | None = None,
         max_frames: int | None = None,
         notifier: Notifier | None = None,
+        on_status: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
         self.config = config
         self.gpio_factory = gpio_factory
@@ -73,22 +69,20 @@ class Daemon:
         self.stop_event = threading.Event()
         self.mailbox = FrameMailbox([c.name for c in config.cameras])
         self.stats = StatsWindow()
+        self.watchers = Watchers(config, self.stats, on_status=on_status)
         self.pipelines: dict[str, Pipeline] = {}
         self.gpio: dict[str, GpioSink] = {}
         self.mqtt: MqttSink | None = None
         self.readers: list[CameraReader] = []
-        self._commands: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
-        self._next_stats = 0.0
-        self._next_status = 0.0
-        stats_every = config.logging.stats_interval
-        self._status_every = min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL
+        self.commands = CommandPolicy({c.name: c for c in config.cameras}, self.pipelines, self.gpio)
+        self._live: set[str] = set()
+        self._stats_timer = self._status_timer = Every(0.0, now=0.0)
 
     # -- building -------------------------------------------------------------------------------
-    def _build_detector(self) -> FaceDetector | None:
-        if all(camera_uses_own_detector(c) for c in self.config.cameras):
-            return None
-        from rpi_agent.decoder import DecodeOptions
-        from rpi_agent.face_detector import FaceDetector
+    def _build_detector(self) -> Detector:
+        """The TFLite face detector, loaded once and shared by every camera with pixels."""
+        from rpi_agent.detection.decoder import DecodeOptions
+        from rpi_agent.detection.face_detector import FaceDetector
 
         cfg = self.config.detector
         detector = FaceDetector.from_model(
@@ -126,66 +120,39 @@ class Daemon:
             self.config.mqtt,
             cameras=[c.name for c in cameras],
             outbox_dir=state_dir,
-            on_command=self._on_command,
+            on_command=self.watchers.commands(self.commands),
             sw_version=__version__,
             snapshots={c.name: c.snapshot for c in cameras},
             remote_unlock=[c.name for c in cameras if c.gpio.allow_remote_unlock and c.gpio.relay_pin is not None],
+            relays=[c.name for c in cameras if c.gpio.relay_pin is not None],
         )
 
-    def _build_cameras(self, detector: FaceDetector | None) -> None:
-        from rpi_agent.pipeline import Pipeline
+    def _build_cameras(self) -> None:
+        from rpi_agent.runtime.pipeline import Pipeline
         from rpi_agent.sources import DEFAULT_LORES, open_source
 
-        lores = (detector.detector.width, detector.detector.height) if detector is not None else DEFAULT_LORES
+        specs = {c.name: parse_source(c.source) for c in self.config.cameras}
+        shared: Detector | None = None
         for camera in self.config.cameras:
-            self.pipelines[camera.name] = Pipeline(camera, detector)
-            source = open_source(camera.source, camera, lores_size=lores, on_state=self._on_state)
-            live = bool(getattr(source, "live", is_live(camera.source)))
-            self.readers.append(CameraReader(source, self.mailbox, live=live, max_frames=self.max_frames))
+            spec = specs[camera.name]
+            if spec.detects_faces:
+                detector: Detector = ReportedFaces()
+            else:
+                shared = shared or self._build_detector()
+                detector = shared
+            self.pipelines[camera.name] = Pipeline(camera, detector, min_score=self.config.min_score(camera))
+            source = open_source(spec, camera, lores_size=detector.input_size or DEFAULT_LORES,
+                                 on_state=self._on_state)
+            if source.live:
+                self._live.add(camera.name)
+            self.readers.append(CameraReader(source, self.mailbox, live=source.live, max_frames=self.max_frames))
 
     # -- callbacks from other threads -----------------------------------------------------------
     def _on_state(self, camera: str, feature: str, value: str) -> None:
         log.info("camera %s: %s %s", camera, feature, value)
+        self.watchers.state(camera, feature, value)
         if self.mqtt is not None:
             self.mqtt.publish_state(camera, feature, value)
-
-    def _on_command(self, camera: str, feature: str, payload: str) -> str | None:
-        """Route a checked MQTT ``<camera>/<feature>/set`` command; returns the state to echo, or None.
-
-        Runs on paho's thread: it only flips a flag or queues work for the main loop. The sink has
-        already checked the payload (``detect``: ON/OFF; ``unlock``: ON or seconds) and that remote
-        unlock is enabled for the camera; the GPIO side is checked again here.
-        """
-        value = payload.strip().upper()
-        if feature == "detect" and camera in self.pipelines and value in ON_OFF:
-            self.pipelines[camera].set_detect(ON_OFF[value])
-            log.info("camera %s: detection %s (MQTT command)", camera, value)
-            return value
-        if feature == "unlock":
-            return self._remote_unlock(camera, value)
-        log.warning("refused MQTT command %s/%s %r", camera, feature, payload[:40])
-        return None
-
-    def _remote_unlock(self, camera: str, value: str) -> str | None:
-        sink = self.gpio.get(camera)
-        cfg = self._camera_config(camera)
-        if sink is None or cfg is None or not cfg.gpio.allow_remote_unlock or cfg.gpio.relay_pin is None:
-            log.warning("camera %s: remote unlock refused (not enabled in config)", camera)
-            return None
-        try:
-            seconds = cfg.gpio.relay_seconds if value == "ON" else float(value)
-        except ValueError:
-            log.warning("camera %s: remote unlock refused: bad duration %r", camera, value[:40])
-            return None
-        self._commands.put(lambda: sink.unlock(seconds))
-        log.info("camera %s: remote unlock for %.1f s (MQTT command)", camera, seconds)
-        return None  # the relay reports UNLOCKED/LOCKED itself on <camera>/relay/state
-
-    def _camera_config(self, name: str) -> CameraConfig | None:
-        try:
-            return self.config.camera(name)
-        except KeyError:
-            return None
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         log.info("%s received: stopping", signal.Signals(signum).name)
@@ -220,30 +187,32 @@ class Daemon:
         # GPIO first, so the relay is held LOCKED before anything else can go wrong.
         self._build_gpio()
         self._build_mqtt()
-        detector = self._build_detector()
-        self._build_cameras(detector)
+        self.watchers.build()
+        self._build_cameras()
         self._publish_initial_states()
         if self.mqtt is not None:
             self.mqtt.start()
+        self.watchers.start(mqtt=self.mqtt)
         for reader in self.readers:
             reader.start()
         names = ", ".join(f"{c.name} ({c.source})" for c in self.config.cameras)
         log.info("running: %s", names)
         self.notifier.ready(status=f"running: {names}")
         self.notifier.watchdog(force=True)
-        now = time.monotonic()
-        self._next_stats = now + self.config.logging.stats_interval
-        self._next_status = now + self._status_every
+        now, stats_every = time.monotonic(), self.config.logging.stats_interval
+        self._stats_timer = Every(stats_every, now=now)
+        self._status_timer = Every(min(STATUS_INTERVAL, stats_every) if stats_every > 0 else STATUS_INTERVAL, now=now)
 
     def _publish_initial_states(self) -> None:
         # Retained states are (re)sent on every connect, so subscribers see LOCKED from the start.
-        if self.mqtt is None:
-            return
         for camera in self.config.cameras:
-            self.mqtt.publish_state(camera.name, "detect", "ON" if camera.detect else "OFF")
             sink = self.gpio.get(camera.name)
-            if sink is not None and camera.gpio.relay_pin is not None:
-                self.mqtt.publish_state(camera.name, "relay", sink.relay_state)
+            relay = sink.relay_state if sink is not None and camera.gpio.relay_pin is not None else None
+            for feature, value in (("detect", "ON" if camera.detect else "OFF"), ("relay", relay)):
+                if value is not None:
+                    self.watchers.state(camera.name, feature, value)
+                    if self.mqtt is not None:
+                        self.mqtt.publish_state(camera.name, feature, value)
 
     def _loop(self) -> None:
         interval = self.notifier.watchdog_interval
@@ -252,7 +221,7 @@ class Daemon:
             for frame in self.mailbox.take(timeout):
                 result = self.pipelines[frame.camera].step(frame)
                 self._publish(result)
-            self._run_commands()
+            self.commands.run_pending()
             self.notifier.watchdog()
             self._housekeeping()
             if self.mailbox.all_finished():
@@ -267,48 +236,32 @@ class Daemon:
             gpio.publish(result)
         if self.mqtt is not None:
             self.mqtt.publish(result)
-        if count:
-            sinks_ms = (time.perf_counter() - start) * 1e3
-            self.stats.add(camera, {**result.ms, "sinks": sinks_ms}, events=len(result.events))
+        ms = {**result.ms, "sinks": (time.perf_counter() - start) * 1e3} if count else None
+        self.stats.add(camera, ms, events=len(result.events))  # ms None: faces ended by the clock, no frame
+        self.watchers.frame(result, ms=ms)
         # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
         for event in result.events:
             log.info("camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
 
-    def _run_commands(self) -> None:
-        while True:
-            try:
-                command = self._commands.get_nowait()
-            except queue.Empty:
-                return
-            command()
-
     def _housekeeping(self) -> None:
-        # A stalled source delivers no frames, so faces are aged out here, by the clock.
-        for pipeline in self.pipelines.values():
-            expired = pipeline.expire(time.time())
+        # A stalled live source delivers no frames, so its faces are aged out here, by the wall
+        # clock (its capture clock); a recording never stalls, it ends.
+        for name in self._live:
+            expired = self.pipelines[name].expire(time.time())
             if expired is not None:
                 self._publish(expired, count=False)
         now = time.monotonic()
-        if now >= self._next_status:
-            self._next_status = now + self._status_every
+        if self._status_timer.due(now):
             self.notifier.status(f"{self.stats.snapshot(reset=False)['fps']} fps, "
                                  f"{self.stats.total_frames} frames, {self.stats.total_events} events")
-        interval = self.config.logging.stats_interval
-        if interval > 0 and now >= self._next_stats:
-            self._next_stats = now + interval
+        self.watchers.tick(now)
+        if self._stats_timer.due(now):
             self.report_stats()
 
     def report_stats(self) -> dict[str, object]:
         """Log the stats line and publish the stats topic; returns what was reported."""
-        stats = self.stats.snapshot(reset=True)
-        stats["cpu_temp"] = cpu_temperature()
-        stats["dropped_frames"] = sum(s.dropped for s in self.mailbox.state.values())
-        stats["rss_mb"] = peak_rss_mb()
-        stats["frames_total"] = self.stats.total_frames
-        stats["events_total"] = self.stats.total_events
-        if self.mqtt is not None:
-            mqtt_stats = self.mqtt.stats()
-            stats.update({k: mqtt_stats[k] for k in ("outbox_waiting", "outbox_dropped") if k in mqtt_stats})
+        stats = collect_stats(self.stats, dropped_frames=sum(s.dropped for s in self.mailbox.state.values()),
+                              mqtt=self.mqtt.stats() if self.mqtt is not None else None)
         log.info("stats: %s", format_line(stats))
         if self.mqtt is not None:
             self.mqtt.publish_stats(stats)
@@ -320,27 +273,29 @@ class Daemon:
         self.notifier.stopping()
         self.notifier.watchdog(force=True)
         for reader in self.readers:
-            self._guard(f"stopping camera {reader.source.camera}", reader.stop)
-        self._guard("ending open faces", self._flush_pipelines)
+            _guarded(f"stopping camera {reader.source.camera}", reader.stop)
+        _guarded("ending open faces", self._flush_pipelines)
         for name, sink in self.gpio.items():
-            self._guard(f"closing GPIO of {name} (relay LOCKED)", sink.close)
-        self._guard("final stats", self.report_stats)
+            _guarded(f"closing GPIO of {name} (relay LOCKED)", sink.close)
+        _guarded("final stats", self.report_stats)
         if self.mqtt is not None:
-            self._guard("closing MQTT", self.mqtt.close)
+            _guarded("closing MQTT", self.mqtt.close)
+        _guarded("closing the status page", self.watchers.close)
         self.notifier.close()
         log.info("stopped after %d frame(s), %d event(s)", self.stats.total_frames, self.stats.total_events)
 
     def _flush_pipelines(self) -> None:
         for name, pipeline in self.pipelines.items():
-            closing = pipeline.flush(time.time())
+            # Closing frames carry the camera's own clock: a recording's media time, else now.
+            closing = pipeline.flush(time.time() if name in self._live else pipeline.last_timestamp)
             if closing is not None:
                 log.info("camera %s: ending %d open face(s)", name, len(closing.events))
                 self._publish(closing, count=False)
 
-    @staticmethod
-    def _guard(what: str, step: Callable[[], object]) -> None:
-        # Shutdown must reach the relay and the broker even if an earlier step fails.
-        try:
-            step()
-        except Exception:
-            log.exception("shutdown: %s failed", what)
+
+def _guarded(what: str, step: Callable[[], object]) -> None:
+    # Shutdown must reach the relay and the broker even if an earlier step fails.
+    try:
+        step()
+    except Exception:
+        log.exception("shutdown: %s failed", what)

@@ -7,22 +7,19 @@ hands the result to the sinks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
+from rpi_agent.config.app import DetectorConfig
 from rpi_agent.config.camera import CameraConfig, FiltersConfig
-from rpi_agent.errors import ConfigError
-from rpi_agent.tracker import Tracker
-from rpi_agent.types import Detection, FaceEvent, Frame, FrameResult
-from rpi_agent.zones import ZoneSet
-
-if TYPE_CHECKING:
-    from rpi_agent.face_detector import FaceDetector
+from rpi_agent.detection.base import Detector
+from rpi_agent.domain import Detection, FaceEvent, Frame, FrameResult
+from rpi_agent.tracking.tracker import Tracker
+from rpi_agent.tracking.zones import ZoneSet
 
 
-def keep_detection(det: Detection, filters: FiltersConfig) -> bool:
+def keep_detection(det: Detection, filters: FiltersConfig, min_score: float) -> bool:
     """Whether a detection passes the score and size filters (zones are checked separately)."""
-    if det.score < filters.min_score:
+    if det.score < min_score:
         return False
     return min(det.width, det.height) >= filters.min_size
 
@@ -32,9 +29,10 @@ class Pipeline:
 
     Args:
         camera: The camera's config (filters, zones, tracker, snapshot policy).
-        detector: Runs on frames that carry pixels; ``None`` for sources that detect on their own
-            (a K210 board fills ``Frame.detections``).
-        clock: Seconds, read once per step by the tracker (``time.time`` in the daemon).
+        detector: Finds the faces of each frame (the TFLite detector, or the pass-through of a
+            source that detects on its own).
+        min_score: The score a face needs (:meth:`rpi_agent.config.AppConfig.min_score`); default the
+            camera's ``filters.min_score``, else ``detector.threshold``'s default.
 
     Example:
         >>> pipe = Pipeline(CameraConfig(name="door"), FaceDetector.from_model("RFB-320"))  # doctest: +SKIP
@@ -42,23 +40,21 @@ class Pipeline:
         >>> [e.type for e in result.events]  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        camera: CameraConfig,
-        detector: FaceDetector | None,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, camera: CameraConfig, detector: Detector, *, min_score: float | None = None) -> None:
         self.camera = camera
         self.detector = detector
+        own = camera.filters.min_score
+        self.min_score = min_score if min_score is not None else own if own is not None else DetectorConfig().threshold
         self.zones = ZoneSet.from_config(camera.zones)
         snapshot = camera.snapshot
         self.tracker = Tracker(
-            camera.tracker, camera=camera.name, clock=clock,
+            camera.tracker, camera=camera.name,
             snapshot_zones=snapshot.zones if snapshot.enabled else None,
         )
         self._detect = camera.detect
         self._required = frozenset(camera.filters.zones)
+        self.last_timestamp = 0.0
+        """Capture time of the latest frame stepped."""
 
     @property
     def detect(self) -> bool:
@@ -70,21 +66,18 @@ class Pipeline:
         self._detect = bool(on)
 
     def step(self, frame: Frame) -> FrameResult:
-        """Process one frame.
-
-        Raises:
-            ConfigError: The frame has neither pixels nor detections, or has pixels but this
-                camera has no detector.
-        """
+        """Process one frame; the tracker runs on its capture time."""
         t0 = time.perf_counter()
+        self.last_timestamp = frame.timestamp
         if not self._detect:
             events = self.tracker.end_all()
             return FrameResult(frame, (), events, {"total": (time.perf_counter() - t0) * 1e3})
-        detections, ms = self._detections(frame)
+        found = self.detector.detect_frame(frame)
+        ms = dict(found.ms)
         t1 = time.perf_counter()
-        kept, zones = self._filter(detections, frame.width, frame.height)
+        kept, zones = self._filter(found.faces, frame.width, frame.height)
         t2 = time.perf_counter()
-        out = self.tracker.update(kept, zones)
+        out = self.tracker.update(kept, zones, now=frame.timestamp)
         t3 = time.perf_counter()
         ms.update({"filter": (t2 - t1) * 1e3, "track": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3})
         return FrameResult(frame, out.faces, out.events, ms)
@@ -100,27 +93,20 @@ class Pipeline:
     def expire(self, timestamp: float) -> FrameResult | None:
         """End faces unseen for ``tracker.max_age_seconds`` while no frames come (source retrying).
 
-        Call it from the main loop's housekeeping; ``None`` when nothing expired.
+        Call it from the main loop's housekeeping for live cameras, whose capture clock is the
+        wall clock; ``None`` when nothing expired.
+
+        Args:
+            timestamp: The current time on the capture clock.
         """
-        return self._wrap(self.tracker.expire(), timestamp)
+        return self._wrap(self.tracker.expire(timestamp), timestamp)
 
     def _wrap(self, events: tuple[FaceEvent, ...], timestamp: float) -> FrameResult | None:
         if not events:
             return None
-        frame = Frame(camera=self.camera.name, index=-1, timestamp=timestamp, rgb=None, width=0, height=0,
-                      detections=())
+        frame = Frame(camera=self.camera.name, index=-1, timestamp=timestamp, rgb=None, width=0, height=0)
         faces = self.tracker.faces()
         return FrameResult(frame, faces, events, {})
-
-    def _detections(self, frame: Frame) -> tuple[Sequence[Detection], dict[str, float]]:
-        if frame.detections is not None:
-            return frame.detections, {}
-        if frame.rgb is None:
-            raise ConfigError(f"camera {self.camera.name!r}: frame {frame.index} has neither pixels nor detections")
-        if self.detector is None:
-            raise ConfigError(f"camera {self.camera.name!r}: the source gives images but no detector is loaded")
-        result = self.detector.detect(frame.rgb)  # type: ignore[arg-type]
-        return result.faces, dict(result.ms)
 
     def _filter(
         self, detections: Sequence[Detection], width: int, height: int
@@ -129,7 +115,7 @@ class Pipeline:
         kept: list[Detection] = []
         zones: list[tuple[str, ...]] = []
         for det in detections:
-            if not keep_detection(det, self.camera.filters):
+            if not keep_detection(det, self.camera.filters, self.min_score):
                 continue
             names = self.zones.zones_of(det.box, width, height) if len(self.zones) else ()
             if self._required and not self._required.intersection(names):

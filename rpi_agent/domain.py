@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 Box = tuple[float, float, float, float]
 """Pixel box ``(x1, y1, x2, y2)``, x to the right, y down, in the frame's own pixels."""
@@ -39,17 +44,19 @@ class Detection:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Frame:
-    """One frame from a source.
+    """One frame from a source: what a detector looks at.
 
     Attributes:
         camera: Name of the camera it came from (config ``[[cameras]] name``).
         index: Frame number from the source, starting at 0.
-        timestamp: Wall-clock capture time, seconds since the epoch.
-        rgb: ``(height, width, 3)`` uint8 RGB for the detector; ``None`` for sources that detect
-            on their own (a K210 board), which fill ``detections`` instead.
+        timestamp: Capture time, seconds since the epoch: the wall clock of a live camera, the
+            media time of a recording (counted from when playback began). The tracker runs on it.
+        rgb: ``(height, width, 3)`` uint8 RGB pixels; ``None`` from a source that sends no pixels
+            (a K210 board reports its faces in ``reported`` instead).
         width: Frame width in pixels (the coordinate space of boxes).
         height: Frame height in pixels.
-        detections: Faces already found by the source, or ``None`` if the detector must run.
+        reported: Faces the source found itself (a K210 board); what the pass-through detector
+            returns.
         snapshot: Optional higher-resolution ``(H, W, 3)`` uint8 RGB image of the same instant
             (picamera2 ``main`` stream), for snapshots; boxes are scaled to it.
     """
@@ -57,11 +64,11 @@ class Frame:
     camera: str
     index: int
     timestamp: float
-    rgb: object | None  # np.ndarray; typed loosely so this module does not import NumPy
+    rgb: NDArray[np.uint8] | None
     width: int
     height: int
-    detections: tuple[Detection, ...] | None = None
-    snapshot: object | None = None
+    reported: tuple[Detection, ...] = ()
+    snapshot: NDArray[np.uint8] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,6 @@ import numpy as np
 from rpi_agent.errors import ImageError
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
-
 
 def _to_rgb8(img: object, path: Path) -> np.ndarray:
     from PIL import Image
@@ -65,21 +61,3 @@ def load_rgb(path: str | Path) -> np.ndarray:
     if rgb.ndim != 3 or rgb.shape[0] < 1 or rgb.shape[1] < 1:
         raise ImageError(f"{path}: image has no pixels")
     return np.ascontiguousarray(rgb)
-
-
-def iter_image_paths(paths: list[Path]) -> Iterator[Path]:
-    """Expand files and folders (recursively, sorted) into image paths.
-
-    Raises:
-        ImageError: A path does not exist, or a folder holds no images.
-    """
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-            if not found:
-                raise ImageError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            yield from found
-        elif path.exists():
-            yield path
-        else:
-            raise ImageError(f"{path}: no such file or folder")

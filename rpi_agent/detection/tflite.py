@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rpi_agent.decoder import FLOAT, Quantization
+from rpi_agent.detection.quantization import FLOAT, Quantization
 from rpi_agent.errors import ModelError, RuntimeMissingError
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,11 @@ class TFLiteDetector:
         self._in_dtype = detail["dtype"]
         self.input_quant = _quant(detail)
         self._lut = input_lut(np.dtype(self._in_dtype), self.input_quant)
+        # Our INT8 builds take int8 with zero point -1, i.e. the pixel byte with its top bit flipped: one
+        # XOR into a reused buffer: 7 µs on x86 for 320x240, where the LUT gather takes 0.4 ms.
+        self._flip: np.ndarray | None = None
+        if self._lut is not None and np.array_equal(self._lut.view(np.uint8), np.arange(256) ^ 0x80):
+            self._flip = np.empty((self.height, self.width, 3), np.uint8)
 
     def _setup_outputs(self, details: list[dict[str, Any]]) -> None:
         by_width = {int(d["shape"][-1]): d for d in details}
@@ -173,7 +178,10 @@ class TFLiteDetector:
         """
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"expected ({self.height}, {self.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
-        tensor = rgb if self._lut is None else self._lut[rgb]
+        if self._flip is not None:
+            tensor = np.bitwise_xor(rgb, 0x80, out=self._flip).view(np.int8)
+        else:
+            tensor = rgb if self._lut is None else self._lut[rgb]
         if self._nchw:
             tensor = tensor.transpose(2, 0, 1)
         self._interp.set_tensor(self._in_index, np.ascontiguousarray(tensor)[None])

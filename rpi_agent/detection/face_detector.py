@@ -3,50 +3,21 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from rpi_agent.decoder import DecodeOptions, postprocess
-from rpi_agent.detector import TFLiteDetector
-from rpi_agent.errors import ModelError
-from rpi_agent.paths import model_file
-from rpi_agent.preprocess import ResizeMode, fit_to_input
-from rpi_agent.priors import PriorSpec, generate_priors
-from rpi_agent.types import Detection
+from rpi_agent.detection.base import DetectionResult
+from rpi_agent.detection.decoder import DecodeOptions, postprocess
+from rpi_agent.detection.preprocess import ResizeMode, fit_to_input
+from rpi_agent.detection.priors import PriorSpec, generate_priors
+from rpi_agent.detection.tflite import TFLiteDetector
+from rpi_agent.domain import Detection, Frame
+from rpi_agent.errors import ModelError, SourceError
+from rpi_agent.paths import resolve_model
 
 DEFAULT_MODEL = "RFB-320"
 DEFAULT_RESIZE: ResizeMode = "stretch"  # more accurate for the 320 models: docs/accuracy.md
-
-
-@dataclass(frozen=True, slots=True)
-class DetectionResult:
-    """Faces found in one frame and what each stage cost.
-
-    Attributes:
-        faces: Best first, boxes in frame pixels, clipped to the frame.
-        ms: Milliseconds per stage: ``preprocess``, ``inference``, ``decode``.
-    """
-
-    faces: list[Detection]
-    ms: dict[str, float] = field(default_factory=dict)
-
-
-def resolve_model(model: str | Path) -> Path:
-    """A model path from a file path, ``NAME`` (INT8 build) or ``NAME:fp32``.
-
-    Raises:
-        ModelError: Neither an existing file nor a built variant.
-    """
-    candidate = Path(model)
-    if candidate.suffix == ".tflite" or candidate.exists():
-        return candidate
-    name, _, precision = str(model).partition(":")
-    path = model_file(name, precision or "int8")
-    if not path.is_file():
-        raise ModelError(f"model {model!r} is not built ({path} missing): run `faceagent models build {name}`")
-    return path
 
 
 class FaceDetector:
@@ -92,6 +63,21 @@ class FaceDetector:
         """Load a model by path or built-variant name (see :func:`resolve_model`)."""
         detector = TFLiteDetector(resolve_model(model), num_threads=num_threads)
         return cls(detector, resize=resize, options=options)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """The network's ``(width, height)``."""
+        return self.detector.width, self.detector.height
+
+    def detect_frame(self, frame: Frame) -> DetectionResult:
+        """:meth:`detect` on a frame's pixels (the :class:`~rpi_agent.detection.base.Detector` seam).
+
+        Raises:
+            SourceError: The frame carries no pixels (its source detects on its own).
+        """
+        if frame.rgb is None:
+            raise SourceError(f"camera {frame.camera}: frame {frame.index} has no pixels for the face detector")
+        return self.detect(frame.rgb)
 
     def _check_count(self, rows: int) -> None:
         if rows != self.priors.shape[0]:

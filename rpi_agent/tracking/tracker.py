@@ -6,67 +6,39 @@ comes first. A candidate missed before ``min_hits`` is dropped silently. ``updat
 at once when the face's zones change or it becomes snapshot-worthy, and, rate-limited to one per
 ``update_interval`` seconds, when its score or top score moved by at least ``score_delta``.
 
-Time comes from the clock passed in (``time.time`` in the daemon), so tests drive it by hand.
+Time is the frames' capture time, passed to every call: a replayed video is tracked on its own
+clock, however fast it is processed, and tests drive time by hand.
 """
 
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from rpi_agent.config.camera import TrackerConfig
-from rpi_agent.types import Box, Detection, FaceEvent, TrackedFace
-from rpi_agent.zones import merge_entered
+from rpi_agent.domain import Box, Detection, FaceEvent, TrackedFace
+from rpi_agent.geometry import iou_matrix, match_best_pairs
+from rpi_agent.tracking.zones import merge_entered
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every pair of boxes.
+class TrackerSettings(Protocol):
+    """What the tracker reads from its settings (``[cameras.tracker]`` in the config)."""
 
-    Args:
-        a: ``(M, 4)`` xyxy boxes.
-        b: ``(N, 4)`` xyxy boxes.
-
-    Returns:
-        ``(M, N)`` float64 IoU in [0, 1]; 0 where both boxes are empty.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def greedy_match(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """Pairs ``(row, col)`` taken best IoU first, each row and column once, IoU ≥ ``threshold``.
-
-    Ties keep the lower row, then the lower column (stable sort), so results are deterministic.
-    """
-    if iou.size == 0:
-        return []
-    order = np.argsort(-iou, axis=None, kind="stable")
-    rows_used: set[int] = set()
-    cols_used: set[int] = set()
-    pairs: list[tuple[int, int]] = []
-    for flat in order:
-        row, col = divmod(int(flat), iou.shape[1])
-        if iou[row, col] < threshold:
-            break
-        if row in rows_used or col in cols_used:
-            continue
-        rows_used.add(row)
-        cols_used.add(col)
-        pairs.append((row, col))
-    return pairs
+    @property
+    def min_hits(self) -> int: ...
+    @property
+    def max_age_frames(self) -> int: ...
+    @property
+    def max_age_seconds(self) -> float: ...
+    @property
+    def iou_threshold(self) -> float: ...
+    @property
+    def update_interval(self) -> float: ...
+    @property
+    def score_delta(self) -> float: ...
 
 
 def default_id(start_time: float) -> str:
@@ -128,29 +100,26 @@ class Tracker:
     Args:
         config: Thresholds and ages.
         camera: Camera name put into every face.
-        clock: Seconds (wall clock in the daemon); read once per update.
         snapshot_zones: ``None``: snapshots off; ``()``: any announced face gets one; else only
             faces inside one of these zones.
         id_factory: Makes an id from the first-seen time (default :func:`default_id`).
 
     Example:
-        >>> t = Tracker(TrackerConfig(min_hits=1), camera="door", clock=lambda: 100.0)
-        >>> [e.type for e in t.update([Detection((0, 0, 10, 10), 0.9)]).events]
+        >>> t = Tracker(TrackerConfig(min_hits=1), camera="door")
+        >>> [e.type for e in t.update([Detection((0, 0, 10, 10), 0.9)], now=100.0).events]
         ['new']
     """
 
     def __init__(
         self,
-        config: TrackerConfig,
+        config: TrackerSettings,
         *,
         camera: str,
-        clock: Callable[[], float] = time.time,
         snapshot_zones: tuple[str, ...] | None = (),
         id_factory: Callable[[float], str] = default_id,
     ) -> None:
         self.config = config
         self.camera = camera
-        self._clock = clock
         self._snapshot_zones = snapshot_zones
         self._new_id = id_factory
         self._tracks: list[_Track] = []
@@ -160,23 +129,25 @@ class Tracker:
         """Number of announced faces not yet ended."""
         return sum(1 for t in self._tracks if t.published is not None)
 
-    def update(self, detections: Sequence[Detection], zones: Sequence[tuple[str, ...]] | None = None) -> TrackerOutput:
+    def update(
+        self, detections: Sequence[Detection], zones: Sequence[tuple[str, ...]] | None = None, *, now: float
+    ) -> TrackerOutput:
         """Feed one frame's detections (after filters).
 
         Args:
             detections: This frame's faces in frame pixels.
             zones: Zones of each detection, same order; ``None`` means no zones.
+            now: The frame's capture time, seconds since the epoch.
 
         Returns:
             Active announced faces and the events this frame caused.
         """
-        now = self._clock()
         det_zones = list(zones) if zones is not None else [()] * len(detections)
         if len(det_zones) != len(detections):
             raise ValueError(f"zones has {len(det_zones)} entries for {len(detections)} detections")
         boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
         tracked = np.array([t.box for t in self._tracks], dtype=np.float64).reshape(-1, 4)
-        pairs = greedy_match(iou_matrix(tracked, boxes), self.config.iou_threshold)
+        pairs = match_best_pairs(iou_matrix(tracked, boxes), self.config.iou_threshold)
         matched_tracks = {row for row, _ in pairs}
         matched_dets = {col for _, col in pairs}
         for row, col in pairs:
@@ -198,12 +169,15 @@ class Tracker:
         self._tracks = []
         return tuple(events)
 
-    def expire(self) -> tuple[FaceEvent, ...]:
-        """End faces not seen for ``max_age_seconds`` without counting a frame (a source that went quiet)."""
+    def expire(self, now: float) -> tuple[FaceEvent, ...]:
+        """End faces not seen for ``max_age_seconds`` without counting a frame (a source that went quiet).
+
+        Args:
+            now: The current time on the capture clock (the wall clock for a live camera).
+        """
         limit = self.config.max_age_seconds
         if limit <= 0:
             return ()
-        now = self._clock()
         expired = [t for t in self._tracks if now - t.last_seen >= limit]
         if not expired:
             return ()

@@ -1,0 +1,29 @@
+"""How a TFLite tensor maps its integers to real values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Quantization:
+    """Affine quantisation ``real = scale * (q - zero_point)``; ``scale == 0`` means a float tensor."""
+
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def is_float(self) -> bool:
+        return self.scale == 0.0
+
+
+FLOAT = Quantization()
+
+
+def dequantize(values: np.ndarray, quant: Quantization) -> np.ndarray:
+    """Real values of a (possibly quantised) array, as float32 of the same shape."""
+    if quant.is_float:
+        return values.astype(np.float32, copy=False)
+    return (values.astype(np.float32) - np.float32(quant.zero_point)) * np.float32(quant.scale)

@@ -1,0 +1,123 @@
+"""Box geometry shared by the decoder, the tracker and the evaluation: IoU and greedy matching.
+
+Boxes are pixel ``xyxy`` rows in continuous coordinates (a box from 0 to 10 is 10 wide). The
+WIDER FACE protocol's inclusive-pixel (+1) IoU is deliberately not here: it belongs to that
+protocol alone (:func:`rpi_agent.evaluation.widerface.box_overlaps`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+_EPS = np.float32(1e-5)
+
+
+def iou_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
+    """Intersection over union of every pair of boxes from two sets.
+
+    Args:
+        a: ``(M, 4)`` xyxy boxes (anything array-like; reshaped to rows of 4).
+        b: ``(N, 4)`` xyxy boxes.
+
+    Returns:
+        ``(M, N)`` float64 IoU in [0, 1]; 0 where both boxes are empty.
+
+    Example:
+        >>> iou_matrix([[0, 0, 10, 10]], [[5, 0, 15, 10], [20, 20, 30, 30]]).round(3).tolist()
+        [[0.333, 0.0]]
+    """
+    p = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    q = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lt = np.maximum(p[:, None, :2], q[None, :, :2])
+    rb = np.minimum(p[:, None, 2:], q[None, :, 2:])
+    inter = np.clip(rb - lt, 0.0, None).prod(axis=2)
+    area_a = np.clip(p[:, 2:] - p[:, :2], 0.0, None).prod(axis=1)
+    area_b = np.clip(q[:, 2:] - q[:, :2], 0.0, None).prod(axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def iou_outer(boxes: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """IoU of every pair, fast enough for NMS over hundreds of candidates.
+
+    Args:
+        boxes: ``(K, 4)`` xyxy boxes.
+        others: ``(L, 4)`` xyxy boxes; default ``boxes`` themselves.
+
+    Returns:
+        ``(K, L)`` float32 IoU (a tiny epsilon in the union keeps empty boxes at 0).
+    """
+    # Outer products of 1-D coordinate rows: far cheaper than broadcasting (K, L, 2) blocks.
+    x1, y1, x2, y2 = np.ascontiguousarray(boxes.T, dtype=np.float32)
+    u1, v1, u2, v2 = (x1, y1, x2, y2) if others is None else np.ascontiguousarray(others.T, dtype=np.float32)
+    inter = np.minimum.outer(x2, u2)
+    inter -= np.maximum.outer(x1, u1)
+    np.maximum(inter, 0.0, out=inter)
+    height = np.minimum.outer(y2, v2)
+    height -= np.maximum.outer(y1, v1)
+    np.maximum(height, 0.0, out=height)
+    inter *= height
+    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    other_area = area if others is None else np.maximum(u2 - u1, 0.0) * np.maximum(v2 - v1, 0.0)
+    union = np.add.outer(area, other_area)
+    union -= inter
+    union += _EPS
+    inter /= union
+    return inter
+
+
+def match_best_pairs(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """Pairs ``(row, col)`` taken best IoU first, each row and column once, IoU ≥ ``threshold``.
+
+    What a tracker wants: the closest overlaps win, whatever the scores. Ties keep the lower
+    row, then the lower column (stable sort), so results are deterministic.
+
+    Args:
+        iou: ``(M, N)`` IoU matrix.
+        threshold: Lowest IoU that makes a pair.
+    """
+    if iou.size == 0:
+        return []
+    order = np.argsort(-iou, axis=None, kind="stable")
+    rows_used: set[int] = set()
+    cols_used: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    for flat in order:
+        row, col = divmod(int(flat), iou.shape[1])
+        if iou[row, col] < threshold:
+            break
+        if row in rows_used or col in cols_used:
+            continue
+        rows_used.add(row)
+        cols_used.add(col)
+        pairs.append((row, col))
+    return pairs
+
+
+def match_by_score(iou: np.ndarray, scores: np.ndarray, threshold: float) -> list[tuple[int, int, float]]:
+    """Candidates best score first, each paired with its best still-free reference.
+
+    What detection metrics want (as in the PASCAL/WIDER matching): a confident candidate is
+    matched before a weak one.
+
+    Args:
+        iou: ``(C, R)`` IoU of C candidates against R references.
+        scores: ``(C,)`` candidate scores.
+        threshold: Lowest IoU that makes a pair.
+
+    Returns:
+        ``(candidate_index, reference_index, iou)`` for every pair made.
+    """
+    if iou.size == 0:
+        return []
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    taken = np.zeros(iou.shape[1], dtype=bool)
+    pairs: list[tuple[int, int, float]] = []
+    for ci in order:
+        row = np.where(taken, -1.0, iou[ci])
+        ri = int(row.argmax())
+        if row[ri] >= threshold:
+            taken[ri] = True
+            pairs.append((int(ci), ri, float(row[ri])))
+    return pairs
