@@ -243,7 +243,7 @@ def _board_error_line(tmp_path: Path, case: str) -> bytes:
 def test_what_the_board_cannot_fix_is_a_source_error_naming_the_cause(tmp_path: Path, case: str, cause: str) -> None:
     line = _board_error_line(tmp_path / "board", case)  # what main.py really sends in that case
     board = PtyBoard(tmp_path / "ttyK210")
-    source = K210Source(str(board.link), read_timeout=0.05, backoff=0.05)
+    source = K210Source(str(board.link), read_timeout=0.05, retry_initial=0.05)
     errors: list[BaseException] = []
 
     def consume() -> None:
