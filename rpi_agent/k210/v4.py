@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from rpi_agent.errors import ModelError
+from rpi_agent.geometry import iou_matrix, match_by_score
 from rpi_agent.k210 import kmodel as kmodel_format
 from rpi_agent.k210 import ncc as ncc_module
 from rpi_agent.k210.build import (
@@ -67,26 +68,6 @@ def split_outputs(outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return scores.reshape(n, -1, 2), loc.reshape(n, -1, 4)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, float(w)) * max(0.0, float(h))
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _matches(found: np.ndarray, reference: np.ndarray) -> int:
-    # Greedy one-to-one, best kmodel score first (found is sorted that way by the decoder).
-    free = list(range(len(reference)))
-    tp = 0
-    for box in found:
-        best = max(free, key=lambda r: _iou(box, reference[r]), default=None)
-        if best is not None and _iou(box, reference[best]) >= AGREEMENT_IOU:
-            free.remove(best)
-            tp += 1
-    return tp
-
-
 def agreement(name: str, kmodel: Path, frames: np.ndarray, *, ncc: Path) -> Agreement:
     """Run ``frames`` through the V4 kmodel in v0.2's runtime and through the INT8 TFLite; match the faces.
 
@@ -109,11 +90,12 @@ def agreement(name: str, kmodel: Path, frames: np.ndarray, *, ncc: Path) -> Agre
     detector = FaceDetector.from_model(int8, resize="stretch", options=options)
     mine = theirs = tp = 0
     for i, frame in enumerate(frames):
-        boxes, _ = postprocess(scores[i][:, 1], loc[i], priors, spec, options=options)
+        boxes, best = postprocess(scores[i][:, 1], loc[i], priors, spec, options=options)
         reference = np.array([d.box for d in detector.detect(frame).faces], dtype=np.float32).reshape(-1, 4)
         mine += len(boxes)
         theirs += len(reference)
-        tp += _matches(boxes * scale, reference)
+        # Greedy one-to-one, best kmodel score first.
+        tp += len(match_by_score(iou_matrix(boxes * scale, reference), best, AGREEMENT_IOU))
     f1 = 2 * tp / (mine + theirs) if mine + theirs else 1.0
     return Agreement(mine, theirs, tp, round(f1, 4))
 
