@@ -53,17 +53,27 @@ class Priors:
     def __init__(self, width, height, min_boxes=MIN_BOXES, strides=STRIDES):
         self.width = width
         self.height = height
-        self._levels = []  # (first index, fm_w, per_cell, stride, sizes)
+        # Per level: (first index, fm_w, per_cell, column centres, row centres, (w, h, w/2, h/2) per
+        # size). The floats are made once here: reading a float object out of a tuple allocates
+        # nothing, where computing it per candidate would (every float is a heap object).
+        self._levels = []
         start = 0
         for sizes, stride in zip(min_boxes, strides):
             fm_w = _ceil_div(width, stride)
             fm_h = _ceil_div(height, stride)
-            self._levels.append((start, fm_w, len(sizes), stride, sizes))
+            xs = tuple(_clip01((c + 0.5) * stride / width) for c in range(fm_w))
+            ys = tuple(_clip01((r + 0.5) * stride / height) for r in range(fm_h))
+            dims = []
+            for size in sizes:
+                w = _clip01(size / width)
+                h = _clip01(size / height)
+                dims.append((w, h, w / 2, h / 2))
+            self._levels.append((start, fm_w, len(sizes), xs, ys, tuple(dims)))
             start += fm_w * fm_h * len(sizes)
         self.count = start
 
-    def get(self, index):
-        """(cx, cy, w, h) of prior `index`, normalised to the input size."""
+    def parts(self, index):
+        """(cx, cy, (w, h, w/2, h/2)) of prior `index`, normalised; no new floats."""
         if index < 0 or index >= self.count:
             raise IndexError("prior index out of range")
         level = self._levels[0]
@@ -71,17 +81,23 @@ class Priors:
             if lv[0] > index:
                 break
             level = lv
-        start, fm_w, per_cell, stride, sizes = level
+        start, fm_w, per_cell, xs, ys, dims = level
         cell, k = divmod(index - start, per_cell)
         row, col = divmod(cell, fm_w)
-        cx = _clip01((col + 0.5) * stride / self.width)
-        cy = _clip01((row + 0.5) * stride / self.height)
-        return (cx, cy, _clip01(sizes[k] / self.width), _clip01(sizes[k] / self.height))
+        return xs[col], ys[row], dims[k]
+
+    def get(self, index):
+        """(cx, cy, w, h) of prior `index`, normalised to the input size."""
+        cx, cy, dims = self.parts(index)
+        return (cx, cy, dims[0], dims[1])
 
 
 def _rank(cands):
-    # MicroPython's sort is not stable: the index in the key makes ties deterministic.
-    cands.sort(key=lambda c: (-c[0], c[1]))
+    # Candidates are held as (-score, index): plain tuple order is then score descending, index
+    # ascending, which makes ties deterministic (MicroPython's sort is not stable) without a
+    # key function: MicroPython calls a key on every comparison, and each call would allocate
+    # a tuple and a float (~160 KB of heap to sort 100 candidates).
+    cands.sort()
 
 
 def _above_plain(values, base, threshold, out):
@@ -93,7 +109,7 @@ def _above_plain(values, base, threshold, out):
     for s in values:
         if odd:
             if s > threshold:
-                out.append((s, j))
+                out.append((-s, j))
             j += 1
         odd = not odd
 
@@ -104,15 +120,26 @@ def _above_ulab(values, base, threshold, out):
     hits = _np.nonzero(face > threshold)[0]
     for j in hits:
         j = int(j)
-        out.append((float(face[j]), base + j))
+        out.append((-float(face[j]), base + j))
 
 
-def find_candidates(read_scores, count, threshold, candidate_size=200, chunk=256, use_ulab=True):
+def _above_indexed(score_at, base, end, threshold, out):
+    # One float per prior (the face score only) instead of a tuple holding both scores: half
+    # the heap a frame allocates, since every float read from an output map is a heap object.
+    for j in range(base, end):
+        s = score_at(2 * j + 1)
+        if s > threshold:
+            out.append((-s, j))
+
+
+def find_candidates(read_scores, count, threshold, candidate_size=200, chunk=256, use_ulab=True, score_at=None):
     """Priors whose face score is above `threshold`, best first.
 
     Args:
         read_scores: callable (a, b) -> sequence of floats: the flattened (count, 2)
             score output from element a to element b (exclusive).
+        score_at: optional callable i -> float, element i of that output: when given, only the
+            face scores are read, one at a time (what the board uses; ulab is then not used).
         count: number of priors.
         threshold: keep scores strictly above this.
         candidate_size: keep at most this many (<= 0: all).
@@ -128,7 +155,10 @@ def find_candidates(read_scores, count, threshold, candidate_size=200, chunk=256
     base = 0
     while base < count:
         end = min(count, base + chunk)
-        above(read_scores(2 * base, 2 * end), base, threshold, cands)
+        if score_at is not None:
+            _above_indexed(score_at, base, end, threshold, cands)
+        else:
+            above(read_scores(2 * base, 2 * end), base, threshold, cands)
         if limit and len(cands) > limit:
             # Trimming early keeps the heap bounded at low thresholds; the global
             # ranking is unchanged because the key is a total order.
@@ -138,6 +168,9 @@ def find_candidates(read_scores, count, threshold, candidate_size=200, chunk=256
     _rank(cands)
     if candidate_size > 0:
         del cands[candidate_size:]
+    for k in range(len(cands)):
+        c = cands[k]
+        cands[k] = (-c[0], c[1])
     return cands
 
 
@@ -155,12 +188,13 @@ def decode(read_boxes, priors, cands):
     out = []
     for score, idx in cands:
         d = read_boxes(4 * idx, 4 * idx + 4)
-        pcx, pcy, pw, ph = priors.get(idx)
-        cx = pcx + d[0] * CENTER_VARIANCE * pw
-        cy = pcy + d[1] * CENTER_VARIANCE * ph
-        w = pw * math.exp(d[2] * SIZE_VARIANCE)
-        h = ph * math.exp(d[3] * SIZE_VARIANCE)
-        out.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, score])
+        pcx, pcy, dims = priors.parts(idx)
+        cx = pcx + d[0] * CENTER_VARIANCE * dims[0]
+        cy = pcy + d[1] * CENTER_VARIANCE * dims[1]
+        # (w / 2) * e equals (w * e) / 2 exactly (halving is exact in binary floating point).
+        hw = dims[2] * math.exp(d[2] * SIZE_VARIANCE)
+        hh = dims[3] * math.exp(d[3] * SIZE_VARIANCE)
+        out.append([cx - hw, cy - hh, cx + hw, cy + hh, score])
     return out
 
 
@@ -231,11 +265,11 @@ def to_pixels(boxes, width, height, ndigits=1):
 
 
 def detect(read_scores, read_boxes, priors, threshold=0.6, iou_threshold=0.3, top_k=-1,
-           candidate_size=200, chunk=256):
+           candidate_size=200, chunk=256, score_at=None):
     """Threshold -> decode -> NMS on one frame's outputs.
 
     Returns:
         list of [x1, y1, x2, y2, score], normalised to the network input, best first.
     """
-    cands = find_candidates(read_scores, priors.count, threshold, candidate_size, chunk)
+    cands = find_candidates(read_scores, priors.count, threshold, candidate_size, chunk, True, score_at)
     return nms(decode(read_boxes, priors, cands), iou_threshold, top_k)

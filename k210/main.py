@@ -1,10 +1,10 @@
-# faceagent K210 companion (MaixPy v0.6): camera -> KPU -> faces -> LCD + UART JSON lines.
+# faceagent K210 companion (MaixPy v0.6 / CanMV): camera -> KPU -> faces -> LCD + UART JSON lines.
 #
-# Copy this file, facedet.py and the kmodel to the SD card (see k210/README.md). Every
+# Copy this file, facedet.py, kpu_api.py and the kmodel V4 to the SD card (see k210/README.md). Every
 # frame sends one line over the UART:
 #     {"t": <board ms>, "faces": [[x1, y1, x2, y2, score], ...]}
 # with boxes in the 320x240 camera frame's pixels. A problem (no SD card, no model, a
-# crash) is sent as {"t": ms, "error": "..."} and shown on the LCD; the loop never hangs
+# crash) is sent as {"t": ms, "error": "...", "code": "..."} and shown on the LCD; the loop never hangs
 # silently: a watchdog resets the board if a frame takes longer than `wdt_ms`.
 #
 # Written for MicroPython 1.11 (MaixPy): no f-strings, no annotations.
@@ -20,10 +20,11 @@ for _folder in ("/sd", "/flash"):  # facedet.py sits beside this file on the car
         sys.path.append(_folder)
 
 import facedet  # noqa: E402
+import kpu_api  # noqa: E402
 
 CONFIG = {
     "model": "/sd/faceagent.kmodel",  # a path, or a flash offset such as 0x300000
-    "kmodel_v4": True,  # V4 needs kpu.set_outputs(); V3 does not
+    "model_size": 0,  # bytes at a flash offset (CanMV's load_kmodel needs it; 0: read from the header)
     "threshold": 0.6,
     "nms": 0.3,
     "top_k": 50,
@@ -44,18 +45,34 @@ GREEN = (0, 255, 0)
 
 
 class Board:
-    """The MaixPy modules the script touches, imported once (and replaceable on a host)."""
+    """The firmware modules the script touches, imported once (and replaceable on a host)."""
 
     def __init__(self):
-        import KPU
         import lcd
         import machine
         import sensor
 
-        self.kpu = KPU
         self.lcd = lcd
         self.machine = machine
         self.sensor = sensor
+        self.kpu = find_kpu()
+
+
+def find_kpu():
+    """The firmware's KPU API: MaixPy's `KPU` module, else CanMV's `maix.KPU` class, else None."""
+    try:
+        import KPU  # MaixPy v0.6.x: load / set_outputs / forward / get_output / fmap_free
+
+        if hasattr(KPU, "forward"):
+            return kpu_api.MaixPyKPU(KPU)
+    except ImportError:
+        pass
+    try:
+        from maix import KPU as CanMV  # CanMV: kpu = KPU(); kpu.load_kmodel(...); kpu.run_with_output(img)
+
+        return kpu_api.CanMVKPU(CanMV)
+    except ImportError:
+        return None
 
 
 def ticks():
@@ -101,42 +118,43 @@ def send(uart, obj):
 
 
 def check_model(path):
-    """Reason why the model cannot be loaded, or None."""
+    """(code, reason) why the model cannot be used, or None."""
     if not isinstance(path, str):
-        return None  # flash offset: kpu.load reports problems itself
+        return None  # flash offset: the loader reports problems itself
     if path.startswith("/sd/"):
         try:
             os.listdir("/sd")
         except OSError:
-            return "no SD card: insert one holding %s" % path
+            return ("no_sd", "no SD card: insert one holding %s" % path)
     try:
         os.stat(path)
     except OSError:
-        return "model file %s not found" % path
-    return None
+        return ("no_model", "model file %s not found" % path)
+    return kpu_api.check_kmodel(path, kpu_api.firmware_name())
 
 
-def report_error(board, uart, cfg, message):
+def report_error(board, uart, cfg, message, code="error"):
     """Show an error on the LCD and the UART; repeat until the watchdog or a reset ends it."""
     if cfg["lcd"]:
         board.lcd.clear(board.lcd.RED)
         board.lcd.draw_string(4, 4, "faceagent error:", board.lcd.WHITE, board.lcd.RED)
         for n in range(0, len(message), 38):
             board.lcd.draw_string(4, 24 + 16 * (n // 38), message[n:n + 38], board.lcd.WHITE, board.lcd.RED)
+    line = {"t": ticks(), "error": message, "code": code}
     if uart is not None:
-        send(uart, {"t": ticks(), "error": message})
+        send(uart, line)
     else:
         # Before the UART is open the REPL (the USB serial) is the only way out: same format.
-        print(json.dumps({"t": ticks(), "error": message}))
+        print(json.dumps(line))
 
 
-def wait_for_model(board, uart, cfg, wdt, message):
-    # The board cannot mount a card inserted later: report, then reset once the file shows up.
-    while message is not None:
-        report_error(board, uart, cfg, message)
+def wait_for_model(board, uart, cfg, wdt, problem):
+    # The board cannot mount a card inserted later: report, then reset once the file is usable.
+    while problem is not None:
+        report_error(board, uart, cfg, problem[1], problem[0])
         time.sleep_ms(cfg["error_repeat_ms"])
         feed(wdt)
-        message = check_model(cfg["model"])
+        problem = check_model(cfg["model"])
     board.machine.reset()
 
 
@@ -149,27 +167,21 @@ def setup_camera(board):
 
 
 def load_model(board, cfg):
-    kpu = board.kpu
-    task = kpu.load(cfg["model"])
-    if cfg["kmodel_v4"]:
-        priors = facedet.Priors(WIDTH, HEIGHT).count
-        kpu.set_outputs(task, 0, 2, priors, 1)
-        kpu.set_outputs(task, 1, 4, priors, 1)
-    return task
+    """The loaded model, or raises kpu_api.BoardProblem naming the firmware and kmodel version."""
+    if board.kpu is None:
+        raise kpu_api.BoardProblem("no_kpu", "firmware %s has no KPU module (neither MaixPy's KPU nor "
+                                   "CanMV's maix.KPU): flash a build with KPU support" % kpu_api.firmware_name())
+    model = cfg["model"]
+    layout = kpu_api.model_layout(model, cfg["model_size"])
+    board.kpu.load(model, layout)
+    return layout
 
 
-def reader(fmap):
-    return lambda a, b: fmap[a:b]
-
-
-def detect_frame(board, task, img, priors, cfg):
-    kpu = board.kpu
-    scores = kpu.forward(task, img)
-    boxes = kpu.get_output(task, 1)
-    faces = facedet.detect(reader(scores), reader(boxes), priors, cfg["threshold"], cfg["nms"],
-                           cfg["top_k"], 200, cfg["chunk"])
-    if hasattr(kpu, "fmap_free"):
-        kpu.fmap_free(scores)  # the firmware's own examples free forward()'s map every frame
+def detect_frame(board, layout, img, priors, cfg):
+    read_scores, read_boxes, score_at = board.kpu.run(img)
+    faces = facedet.detect(read_scores, read_boxes, priors, cfg["threshold"], cfg["nms"],
+                           cfg["top_k"], 200, cfg["chunk"], score_at)
+    board.kpu.free()
     return facedet.to_pixels(faces, WIDTH, HEIGHT, 0)
 
 
@@ -180,13 +192,13 @@ def draw(board, img, faces, fps):
     board.lcd.display(img)
 
 
-def loop(board, uart, cfg, wdt, task):
+def loop(board, uart, cfg, wdt, layout):
     priors = facedet.Priors(WIDTH, HEIGHT)
     fps = 0.0
     last = ticks()
     while True:
         img = board.sensor.snapshot()
-        faces = detect_frame(board, task, img, priors, cfg)
+        faces = detect_frame(board, layout, img, priors, cfg)
         now = ticks()
         send(uart, {"t": now, "faces": [[int(f[0]), int(f[1]), int(f[2]), int(f[3]), f[4]]
                                         for f in faces]})
@@ -215,6 +227,7 @@ def main(board=None, cfg=None):
     board = board or Board()
     cfg = cfg or dict(CONFIG)
     uart = None
+    wdt = None
     try:
         if cfg["lcd"]:
             board.lcd.init()
@@ -227,15 +240,24 @@ def main(board=None, cfg=None):
             return
         setup_camera(board)
         feed(wdt)  # each start-up step stays well inside the watchdog timeout
-        task = load_model(board, cfg)
+        layout = load_model(board, cfg)
         feed(wdt)
-        loop(board, uart, cfg, wdt, task)
+        loop(board, uart, cfg, wdt, layout)
     except KeyboardInterrupt:
         raise  # the IDE's stop button
+    except kpu_api.BoardProblem as exc:  # nothing a reset fixes: report until someone acts
+        wait_for_fix(board, uart, cfg, wdt, exc)
     except Exception as exc:  # report whatever stopped the loop, then start afresh
         report_error(board, uart, cfg, "%s: %s" % (type(exc).__name__, exc))
         time.sleep_ms(cfg["error_repeat_ms"])
         board.machine.reset()
+
+
+def wait_for_fix(board, uart, cfg, wdt, problem):
+    while True:
+        report_error(board, uart, cfg, problem.message, problem.code)
+        time.sleep_ms(cfg["error_repeat_ms"])
+        feed(wdt)
 
 
 if __name__ == "__main__":

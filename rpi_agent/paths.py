@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from rpi_agent.errors import ModelError
@@ -47,17 +48,61 @@ def model_file(name: str, precision: str = "int8") -> Path:
     return models_dir() / name / f"{name}-{precision}.tflite"
 
 
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+"""A built variant's name as the cache spells it: ``RFB-320``, ``slim-640``, ``RFB-320@480x360``."""
+
+
+def is_model_path(model: str | Path) -> bool:
+    """Whether ``model`` names a file (a ``.tflite`` name, a path with a ``/``) rather than a built variant.
+
+    Raises:
+        ModelError: The text can be neither (empty, a NUL, too long for the file system).
+    """
+    text = str(model)
+    if not text.strip() or "\0" in text:
+        raise ModelError(f"model {_short(text)}: expected NAME, NAME:fp32 or a path to a .tflite file")
+    candidate = Path(text).expanduser()
+    if candidate.suffix == ".tflite" or "/" in text:
+        return True
+    try:
+        return candidate.exists()
+    except OSError as exc:  # a name longer than the file system allows
+        raise ModelError(f"model {_short(text)}: {exc.strerror or exc}") from None
+
+
+def check_model_spec(model: str | Path) -> None:
+    """Refuse what is neither a path nor ``NAME``, ``NAME:int8``, ``NAME:fp32``; needs no built model.
+
+    Raises:
+        ModelError: One line naming what is wrong.
+    """
+    if is_model_path(model):
+        return
+    name, sep, precision = str(model).partition(":")
+    if sep and precision not in PRECISIONS:
+        raise ModelError(f"model {_short(str(model))}: unknown precision {_short(precision)} "
+                         f"(expected NAME, NAME:int8 or NAME:fp32, or a path to a .tflite file)")
+    if not VARIANT_NAME.match(name):
+        raise ModelError(f"model {_short(str(model))}: not a variant name (letters, digits, '-', '_', '.', '@') "
+                         "nor a path to a .tflite file")
+
+
+def _short(text: str) -> str:
+    shown = repr(text)
+    return f"{shown[:60]}... ({len(text)} characters)" if len(shown) > 80 else shown
+
+
 def resolve_model(model: str | Path) -> Path:
     """A model path from a file path, ``NAME`` (INT8 build) or ``NAME:fp32``.
 
     Raises:
-        ModelError: Neither an existing file nor a built variant.
+        ModelError: Neither a file path nor a built variant, or a malformed name.
     """
-    candidate = Path(model)
-    if candidate.suffix == ".tflite" or candidate.exists():
-        return candidate
+    check_model_spec(model)
+    if is_model_path(model):
+        return Path(model).expanduser()
     name, _, precision = str(model).partition(":")
     path = model_file(name, precision or "int8")
     if not path.is_file():
-        raise ModelError(f"model {model!r} is not built ({path} missing): run `faceagent models build {name}`")
+        raise ModelError(f"model {str(model)!r} is not built ({path} missing): run `faceagent models build {name}`")
     return path

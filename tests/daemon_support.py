@@ -228,3 +228,44 @@ def assert_fail_secure(states: list[str]) -> None:
     assert states, "no relay state published"
     assert states[0] == "LOCKED" and states[-1] == "LOCKED", states
     assert set(states) <= {"LOCKED", "UNLOCKED"}, states
+
+
+def looping_face_config(tmp_path: Path, broker, photo: Path, model: Path, prefix: str) -> Path:
+    """A daemon config that keeps the relay UNLOCKED and a face open until it is stopped: one photo
+    with one face played in a loop, a 600 s unlock pulse on the first detection."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "1.jpg").symlink_to(photo)
+    path = tmp_path / "config.toml"
+    path.write_text(f"""
+[detector]
+model = "{model}"
+[mqtt]
+host = "127.0.0.1"
+port = {broker.port}
+topic_prefix = "{prefix}"
+client_id = "sig-{prefix}"
+reconnect_min = 0.2
+reconnect_max = 1.0
+password_env = "FACEAGENT_TEST_UNSET_PASSWORD"
+password_credential = ""
+[mqtt.home_assistant]
+enabled = false
+[[cameras]]
+name = "{CAMERA}"
+source = "{folder}"
+fps = 10
+loop = true
+[cameras.tracker]
+min_hits = 1
+max_age_seconds = 0
+[cameras.gpio]
+relay_pin = 17
+relay_seconds = 600
+dwell_seconds = 0
+[paths]
+state_dir = "{tmp_path / "state"}"
+[logging]
+stats_interval = 0
+""")
+    return path

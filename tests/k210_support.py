@@ -48,6 +48,38 @@ def kmodel(name: str) -> Path:
 
 
 @functools.cache
+def kmodel_v4(name: str) -> Path:
+    """The V4 kmodel of ``name`` (ncc v0.2.0-beta2), compiled and checked now if missing or stale."""
+    from rpi_agent.k210.ncc import default_ncc
+    from rpi_agent.k210.v4 import build_v4, v4_is_current
+
+    try:
+        ncc = default_ncc()
+        path = models_dir() / name / f"{name}-k210-v4.kmodel"
+        if not v4_is_current(name, path, ncc=ncc):
+            build_v4(name, ncc=ncc)
+    except FaceAgentError as exc:
+        pytest.fail(f"cannot build the {name} V4 kmodel ({exc}); run scripts/k210_ci.sh first")
+    return path
+
+
+@functools.cache
+def simulated_v4_raw(name: str) -> tuple[np.ndarray, ...]:
+    """nncase v0.2 runtime (``ncc infer``) outputs of every camera frame, in the kmodel's output order."""
+    from rpi_agent.k210.ncc import default_ncc, infer
+
+    return tuple(infer(default_ncc(), kmodel_v4(name), camera_frames()))
+
+
+@functools.cache
+def simulated_v4(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The V4 outputs as scores ``(N, P, 2)`` and loc ``(N, P, 4)``."""
+    from rpi_agent.k210.v4 import split_outputs
+
+    return split_outputs(list(simulated_v4_raw(name)))
+
+
+@functools.cache
 def photos() -> tuple[tuple[Path, ...], tuple[np.ndarray, ...]]:
     """The shared face photos and their pixels."""
     shared = shared_dir()
@@ -125,7 +157,7 @@ def f1_score(tp: int, fp: int, fn: int) -> float:
 
 BOARD_WRAPPER = """
 import json, sys
-import machine, lcd, sensor, KPU
+import machine, lcd, sensor, _kpu_sim
 import main
 cfg = dict(main.CONFIG)
 cfg.update(json.loads(open("/test/cfg.json").read()))
@@ -137,23 +169,25 @@ except KeyboardInterrupt:
 except machine.BoardReset:
     outcome = "reset"
 print("SUMMARY " + json.dumps({"outcome": outcome, "machine": machine.state, "lcd": lcd.state,
-                               "kpu": KPU.state, "sensor": sensor.state}))
+                               "kpu": _kpu_sim.state, "sensor": sensor.state}))
 """
 
 
 def _board_files(model: str, tmp_path: Path, *, sd: dict[str, bytes] | None,
-                 fail_at: int | None = None) -> dict[str, Path]:
-    files = {f"/lib/{p.name}": p for p in BOARD_STANDINS.glob("*.py")}
-    files["/lib/main.py"] = K210_DIR / "main.py"
-    files["/lib/facedet.py"] = K210_DIR / "facedet.py"
-    scores, loc = simulated(model)
-    (tmp_path / "count").write_text(str(scores.shape[0]))
+                 fail_at: int | None = None, omit: tuple[str, ...] = ()) -> dict[str, Path]:
+    files = {f"/lib/{p.relative_to(BOARD_STANDINS).as_posix()}": p for p in BOARD_STANDINS.rglob("*.py")}
+    for name in omit:  # a firmware without that module
+        files = {k: v for k, v in files.items() if not k.startswith(f"/lib/{name}")}
+    for script in ("main.py", "facedet.py", "kpu_api.py"):
+        files[f"/lib/{script}"] = K210_DIR / script
+    outputs = simulated_v4_raw(model)
+    (tmp_path / "count").write_text(str(outputs[0].shape[0]))
     files["/frames/count"] = tmp_path / "count"
-    for i in range(scores.shape[0]):
-        for kind, arr in (("scores", scores[i]), ("loc", loc[i])):
-            path = tmp_path / f"{i}.{kind}"
-            path.write_bytes(np.ascontiguousarray(arr, dtype="<f4").tobytes())
-            files[f"/kpu/{i}.{kind}"] = path
+    for i in range(outputs[0].shape[0]):
+        for k, arr in enumerate(outputs):
+            path = tmp_path / f"{i}.out{k}"
+            path.write_bytes(np.ascontiguousarray(arr[i], dtype="<f4").tobytes())
+            files[f"/kpu/{i}.out{k}"] = path
     if fail_at is not None:
         (tmp_path / "fail_at").write_text(str(fail_at))
         files["/kpu/fail_at"] = tmp_path / "fail_at"
@@ -165,14 +199,17 @@ def _board_files(model: str, tmp_path: Path, *, sd: dict[str, bytes] | None,
 
 
 def run_board(tmp_path: Path, *, sd: dict[str, bytes] | None, cfg: dict[str, object] | None = None,
-              fail_at: int | None = None, name: str = KMODELS[0]) -> tuple[list[bytes], dict, list[bytes]]:
-    """Run k210/main.py under MicroPython with the MaixPy stand-ins and the simulated KPU outputs of ``name``.
+              fail_at: int | None = None, name: str = KMODELS[0],
+              omit: tuple[str, ...] = ()) -> tuple[list[bytes], dict, list[bytes]]:
+    """Run k210/main.py under MicroPython with the firmware stand-ins and ``name``'s V4 outputs from nncase v0.2.
+
+    ``omit`` drops stand-in modules (``("KPU",)``: a CanMV firmware, only ``maix.KPU``).
 
     Returns:
         The UART lines, the stand-ins' final state, and JSON lines printed to the REPL.
     """
     tmp_path.mkdir(parents=True, exist_ok=True)
-    files = _board_files(name, tmp_path, sd=sd, fail_at=fail_at)
+    files = _board_files(name, tmp_path, sd=sd, fail_at=fail_at, omit=omit)
     (tmp_path / "cfg.json").write_text(json.dumps(cfg or {}))
     files["/test/cfg.json"] = tmp_path / "cfg.json"
     out = run_micropython(BOARD_WRAPPER, files=files, sys_path=["/lib"])
@@ -183,8 +220,8 @@ def run_board(tmp_path: Path, *, sd: dict[str, bytes] | None, cfg: dict[str, obj
 
 
 def sd_card(config: dict[str, object] | None = None, *, name: str = KMODELS[0]) -> dict[str, bytes]:
-    """SD card files: the kmodel and an optional faceagent.json."""
-    sd = {"faceagent.kmodel": kmodel(name).read_bytes()}
+    """SD card files: the V4 kmodel and an optional faceagent.json."""
+    sd = {"faceagent.kmodel": kmodel_v4(name).read_bytes()}
     if config is not None:
         sd["faceagent.json"] = json.dumps(config).encode()
     return sd

@@ -74,6 +74,39 @@ def test_bad_arguments_exit_2(faces_dir, tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "model,message",
+    [
+        ("RFB-320:fp16", "model 'RFB-320:fp16': unknown precision 'fp16'"),
+        ("RFB-320:", "unknown precision ''"),
+        ("a:b:c", "unknown precision 'b:c'"),
+        ("", "expected NAME, NAME:fp32 or a path"),
+        ("bad name", "not a variant name"),
+        ("x" * 5000, "File name too long"),
+    ],
+)
+def test_every_malformed_model_is_one_line_and_exit_2(faces_dir, model, message):
+    proc = faceagent("detect", str(faces_dir / "2.jpg"), "--model", model)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith("faceagent detect: error: argument --model: ") and message in proc.stderr
+
+
+def test_model_forms_of_the_other_commands_are_checked_by_argparse(faces_dir):
+    for args in (["eval", "agreement", "--model", "RFB-320:fp16"], ["eval", "agreement", "--reference", ":"],
+                 ["eval", "widerface", "--model", "RFB-320:int4"], ["bench", "--model", "RFB-320:fp16"]):
+        proc = faceagent(*args)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, (args, proc.stderr)
+        assert "argument --" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_paths_do_not_stop_the_batch(built_model, faces_dir, tmp_path):
+    proc = faceagent("detect", str(tmp_path / "gone.jpg"), str(faces_dir / "2.jpg"), str(tmp_path / ("x" * 300)),
+                     "--model", str(built_model("RFB-320")))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "2 of 3 image(s) could not be read" in proc.stderr and "2.jpg: 4 face(s)" in proc.stdout
+
+
 def test_table_is_one_row_per_image_in_natural_order(built_model, faces_dir):
     model = str(built_model("RFB-320"))
     proc = faceagent("detect", str(faces_dir), "--table", "--model", model)

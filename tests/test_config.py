@@ -224,7 +224,8 @@ def test_unwritable_state_dir_is_a_config_error(tmp_path, built_model):
 
 
 def test_one_score_threshold_that_a_camera_may_raise():
-    config = parse_config({"cameras": [{"name": "door"}, {"name": "gate", "filters": {"min_score": 0.8}},
+    config = parse_config({"cameras": [{"name": "door"},
+                                       {"name": "gate", "source": "picamera:1", "filters": {"min_score": 0.8}},
                                        {"name": "board", "source": "k210:/dev/ttyUSB0"}]})
     assert config.detector.threshold == 0.7
     assert [config.min_score(c) for c in config.cameras] == [0.7, 0.8, 0.7]

@@ -1,8 +1,8 @@
 """`faceagent run --source k210:PORT`: what main.py sends over its UART becomes MQTT face events.
 
-The chain: k210/main.py under MicroPython (stand-ins for the MaixPy modules, KPU outputs from the
-nncase simulator) → its UART lines → a pseudo-terminal → the daemon's K210 source → tracker →
-a real Mosquitto.
+The chain: the V4 kmodel's outputs from nncase v0.2's runtime (``ncc infer``) → k210/main.py
+under MicroPython (stand-ins for the MaixPy modules) → its UART lines → a pseudo-terminal → the
+daemon's K210 source → tracker → a real Mosquitto.
 """
 
 from __future__ import annotations

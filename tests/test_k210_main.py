@@ -1,9 +1,10 @@
 """k210/main.py end to end under a real MicroPython, with stand-ins for the MaixPy modules.
 
 The stand-ins (tests/k210_board/) behave like the board where it matters to the script: the
-camera delivers QVGA frames only after reset/run, the KPU refuses to run before its outputs are
-shaped and hands back the nncase simulator's outputs of each frame as slice-able maps, UART
-writes are what the host would read, the watchdog and reset are recorded.
+camera delivers QVGA frames only after reset/run, the KPU refuses what MaixPy refuses and runs
+nothing before its outputs are shaped, then hands back the V4 kmodel's outputs of each frame as
+computed by nncase v0.2's runtime (``ncc infer``) as slice-able maps; UART writes are what the
+host would read, the watchdog and reset are recorded.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from k210_support import KMODELS, camera_frames, numpy_faces, run_board, sd_card, simulated
+from k210_support import KMODELS, camera_frames, kmodel, kmodel_v4, numpy_faces, run_board, sd_card, simulated_v4
 
-from rpi_agent.sources.k210 import parse_line
+from rpi_agent.sources.k210 import FATAL_BOARD_ERRORS, board_error_code, parse_line
 
 NAME = KMODELS[0]
 
 
 def test_every_frame_goes_out_on_uart_as_the_numpy_pipeline_sees_it(tmp_path: Path) -> None:
     uart, summary, _ = run_board(tmp_path, sd=sd_card({"baud": 921600}))
-    scores, loc = simulated(NAME)
+    scores, loc = simulated_v4(NAME)
     frames = camera_frames().shape[0]
     assert summary["outcome"] == "stopped"  # the stand-in camera ran out of frames
     assert len(uart) == frames
@@ -52,6 +53,7 @@ def test_missing_model_is_reported_on_lcd_and_uart_while_the_watchdog_is_fed(tmp
     assert summary["outcome"] == "stopped"  # the stand-in UART stops the run after 3 error lines
     errors = [json.loads(line)["error"] for line in uart]
     assert errors == ["model file /sd/faceagent.kmodel not found"] * 3
+    assert {json.loads(line)["code"] for line in uart} == {"no_model"}
     assert all(parse_line(line) == errors[0] for line in uart)
     assert summary["lcd"]["clears"] and "model file /sd/faceagent.kmodel not found" in "".join(summary["lcd"]["texts"])
     assert summary["machine"]["feeds"] >= 2
@@ -61,6 +63,7 @@ def test_missing_model_is_reported_on_lcd_and_uart_while_the_watchdog_is_fed(tmp
 def test_missing_sd_card_is_reported(tmp_path: Path) -> None:
     uart, summary, _ = run_board(tmp_path, sd=None, cfg={"error_repeat_ms": 1})
     assert json.loads(uart[0])["error"].startswith("no SD card")
+    assert board_error_code(uart[0]) == "no_sd" and "no_sd" in FATAL_BOARD_ERRORS
     assert summary["outcome"] == "stopped"
 
 
@@ -81,3 +84,51 @@ def test_a_bad_config_file_is_reported_not_ignored(tmp_path: Path) -> None:
     assert uart == []
     assert [parse_line(line) for line in repl] == ["ValueError: config /sd/faceagent.json: unknown key treshold"]
     assert "unknown key treshold" in "".join(summary["lcd"]["texts"])
+
+
+def _one_error(tmp_path: Path, sd: dict[str, bytes] | None, **kwargs: object) -> tuple[str, str, dict]:
+    uart, summary, _ = run_board(tmp_path, sd=sd, cfg={"error_repeat_ms": 1}, **kwargs)  # type: ignore[arg-type]
+    assert summary["outcome"] == "stopped", summary  # three error lines, then the stand-in UART stops it
+    messages = {(json.loads(line)["code"], json.loads(line)["error"]) for line in uart}
+    assert len(messages) == 1, messages  # one cause, one line, repeated
+    code, message = messages.pop()
+    assert message[:38] in summary["lcd"]["texts"]  # the LCD shows it too, in 38-character lines
+    assert summary["kpu"]["forwards"] == 0
+    return code, message, summary
+
+
+def test_a_v5_kmodel_is_refused_naming_firmware_and_version(tmp_path: Path) -> None:
+    code, message, summary = _one_error(tmp_path, {"faceagent.kmodel": kmodel(NAME).read_bytes()})
+    assert code == "kmodel_version" and code in FATAL_BOARD_ERRORS
+    assert "kmodel V5" in message and "loads V3/V4 only" in message and "firmware " in message
+    assert summary["kpu"]["loaded"] is None  # refused before kpu.load
+
+
+def test_a_truncated_v4_kmodel_is_refused(tmp_path: Path) -> None:
+    data = kmodel_v4(NAME).read_bytes()
+    code, message, _ = _one_error(tmp_path, {"faceagent.kmodel": data[: len(data) // 2]})
+    assert code == "kmodel_truncated" and f"{len(data) // 2} of {len(data)} bytes" in message
+
+
+def test_a_firmware_without_kpu_is_reported(tmp_path: Path) -> None:
+    code, message, _ = _one_error(tmp_path, sd_card(), omit=("KPU", "maix"))
+    assert code == "no_kpu" and "has no KPU module" in message
+
+
+def test_canmv_maix_kpu_loads_the_v4_file_then_says_why_it_cannot_read_it(tmp_path: Path) -> None:
+    # Released CanMV's maix.KPU hands out output 0 only, as one list of every float: main.py
+    # loads the model through it, then stops with one line instead of running out of heap.
+    code, message, summary = _one_error(tmp_path, sd_card(), omit=("KPU",))
+    assert code == "kpu_api" and "CanMV maix.KPU returns only output 0" in message
+    assert summary["kpu"]["loaded"] == "/sd/faceagent.kmodel"
+
+
+def test_one_frame_stays_under_256_kb_of_heap(tmp_path: Path) -> None:
+    # gc.mem_alloc() at every box read and UART write, minus its value when forward() handed
+    # out the frame: this WebAssembly port frees nothing while a script runs, so the figure is
+    # everything a frame allocates (the upper bound of its high-water mark), worst frame of 24.
+    _, summary, _ = run_board(tmp_path, sd=sd_card())
+    kpu = summary["kpu"]
+    assert kpu["forwards"] == camera_frames().shape[0] and kpu["heap_samples"] > 100
+    print(f"heap high-water (all a frame allocates) {kpu['heap_peak']} bytes, {kpu['heap_samples']} samples")
+    assert 20 * 1024 < kpu["heap_peak"] < 256 * 1024

@@ -217,3 +217,54 @@ def test_parse_line_rejects_nan_and_booleans() -> None:
     with pytest.raises(ProtocolError):
         parse_line(b'{"faces": [[true, 1, 2, 3, 0.5]]}')
     assert parse_line(b'{"t": 1, "faces": []}') == []
+
+
+def _board_error_line(tmp_path: Path, case: str) -> bytes:
+    from k210_support import kmodel, kmodel_v4, run_board, sd_card
+
+    sd: dict[str, bytes] | None
+    if case == "v5":
+        sd = {"faceagent.kmodel": kmodel("slim-320").read_bytes()}
+    elif case == "truncated":
+        sd = {"faceagent.kmodel": kmodel_v4("slim-320").read_bytes()[:5000]}
+    elif case == "no_sd":
+        sd = None
+    else:
+        sd = sd_card()
+    omit = ("KPU", "maix") if case == "no_kpu" else ()
+    uart, _, _ = run_board(tmp_path, sd=sd, cfg={"error_repeat_ms": 1}, omit=omit)
+    return uart[0]
+
+
+@pytest.mark.parametrize(("case", "cause"), [
+    ("v5", "wrong kmodel version"), ("truncated", "truncated kmodel"),
+    ("no_kpu", "firmware without KPU support"), ("no_sd", "no SD card"),
+])
+def test_what_the_board_cannot_fix_is_a_source_error_naming_the_cause(tmp_path: Path, case: str, cause: str) -> None:
+    line = _board_error_line(tmp_path / "board", case)  # what main.py really sends in that case
+    board = PtyBoard(tmp_path / "ttyK210")
+    source = K210Source(str(board.link), read_timeout=0.05, retry_initial=0.05)
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            for _ in source:
+                pass
+        except SourceError as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    try:
+        for _ in range(int(WAIT / 0.05)):  # pyserial flushes input on open: repeat, as the board does
+            if errors or not reader.is_alive():
+                break
+            board.send(line + b"\n")
+            reader.join(timeout=0.05)
+    finally:
+        source.close()
+        reader.join(timeout=WAIT)
+        board.unplug()
+    assert len(errors) == 1, f"no SourceError for {line!r}"
+    message = str(errors[0])
+    assert cause in message and str(board.link) in message and "\n" not in message

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 from broker_fixtures import WAIT, event_result, sink_config, wait_until
 
 from rpi_agent.config.mqtt import OutboxConfig
+from rpi_agent.domain import FaceEvent, Frame, FrameResult, TrackedFace
+from rpi_agent.sinks.mqtt import OUTBOX_FILE
 
 EVENTS = "faceagent/events"
 
@@ -185,3 +188,29 @@ def test_sigkill_while_the_broker_is_down_then_restart_replays_in_order(broker, 
     assert wait_until(lambda: len(restarted.outbox) == 0, WAIT)
     got = _ids(rec.payloads(EVENTS))
     assert got[: len(produced)] == produced and len(got) == stored
+
+
+def _crowd(count: int, start: int) -> FrameResult:
+    """One frame with ``count`` new faces (a crowd walking in)."""
+    faces = tuple(TrackedFace(id=f"c{start + k}", camera="door", box=(1.0, 1.0, 9.0, 9.0), score=0.9, top_score=0.9,
+                              area=64.0) for k in range(count))
+    frame = Frame(camera="door", index=start, timestamp=1.0e9 + start, rgb=None, width=64, height=64)
+    return FrameResult(frame=frame, faces=faces, events=tuple(FaceEvent("new", f, f) for f in faces), ms={})
+
+
+def test_a_frames_events_are_committed_together_before_any_is_sent(broker, recorder, make_sink, tmp_path: Path):
+    state = tmp_path / "crowd-state"
+    broker.stop()
+    sink = make_sink(sink_config(broker), outbox_dir=state)
+    sink.publish(_crowd(12, 0))
+    # On disk when publish returns, seen by another connection: committed, not only in this process.
+    with sqlite3.connect(state / OUTBOX_FILE) as other:
+        stored = [json.loads(p)["after"]["id"] for (p,) in other.execute("SELECT payload FROM outbox ORDER BY seq")]
+    assert stored == [f"c{k}" for k in range(12)]
+    broker.start()
+    rec = recorder([EVENTS])
+    sink.publish(_crowd(7, 12))
+    assert rec.wait_for(lambda: len(set(_ids(rec.payloads(EVENTS)))) >= 19)
+    assert _ids(rec.payloads(EVENTS))[:19] == [f"c{k}" for k in range(19)]
+    # Acknowledgements are removed in batches, each within a loop turn of the network thread.
+    assert wait_until(lambda: len(sink.outbox) == 0, WAIT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ from broker_fixtures import WAIT, event_result, face, sink_config
 from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.domain import FaceEvent, Frame
 from rpi_agent.imaging.files import load_rgb
-from rpi_agent.sinks.snapshot import encode_snapshot, wants_snapshot
+from rpi_agent.sinks.snapshot import SnapshotWorker, encode_snapshot, wants_snapshot
 
 FACES = "faceagent/door/faces"
 SNAPSHOT = "faceagent/door/face/snapshot"
@@ -109,3 +110,63 @@ def test_snapshot_follows_the_trackers_mark():
     assert wants_snapshot(FaceEvent("update", marked, better), zones=())
     assert not wants_snapshot(FaceEvent("end", marked, better), zones=())
     assert not wants_snapshot(FaceEvent("new", marked, marked), zones=("entrance",))
+
+
+def test_snapshots_wait_one_per_camera_and_replaced_ones_are_counted(photo):
+    delivered: list[tuple[str, bytes]] = []
+    taken, release = threading.Event(), threading.Event()
+
+    def deliver(camera: str, jpeg: bytes) -> None:
+        taken.set()
+        release.wait(WAIT)  # a slow consumer: the worker is busy with the first snapshot
+        delivered.append((camera, jpeg))
+
+    worker = SnapshotWorker(deliver)
+    policy = SnapshotConfig(crop=False)
+    frames = [event_result(rgb=photo[: 100 + 20 * k]) for k in range(5)]
+    worker.submit("door", frames[0].frame, frames[0].events[0].after, policy)
+    assert taken.wait(WAIT)
+    for result in frames[1:4]:
+        worker.submit("door", result.frame, result.events[0].after, policy)  # each replaces the one before
+    worker.submit("hall", frames[4].frame, frames[4].events[0].after, policy)  # its own slot
+    assert worker.stats()["snapshots_dropped"] == 2
+    release.set()
+    assert worker.drain(WAIT)
+    heights = {camera: _decode(jpeg).shape[0] for camera, jpeg in delivered[1:]}
+    assert len(delivered) == 3 and _decode(delivered[0][1]).shape[0] == 100
+    assert heights == {"door": 160, "hall": 180}
+    worker.close()
+    worker.submit("door", frames[0].frame, frames[0].events[0].after, policy)  # too late: counted, not encoded
+    assert worker.stats() == {"snapshots": 3, "snapshots_dropped": 3, "snapshot_errors": 0}
+
+
+def test_a_snapshot_that_fails_is_counted_and_the_worker_goes_on(photo, caplog):
+    delivered: list[bytes] = []
+
+    def deliver(camera: str, jpeg: bytes) -> None:
+        if not delivered:
+            delivered.append(b"")
+            raise RuntimeError("consumer gone")
+        delivered.append(jpeg)
+
+    worker = SnapshotWorker(deliver)
+    result, policy = event_result(rgb=photo), SnapshotConfig(crop=False)
+    for _ in range(2):
+        worker.submit("door", result.frame, result.events[0].after, policy)
+        assert worker.drain(WAIT)
+    worker.close()
+    assert len(delivered) == 2 and _decode(delivered[1]).shape == photo.shape
+    assert worker.stats() == {"snapshots": 1, "snapshots_dropped": 0, "snapshot_errors": 1}
+    assert any("snapshot failed" in r.getMessage() for r in caplog.records)
+
+
+def test_publish_returns_before_the_snapshot_is_encoded_and_the_sink_counts_it(broker, recorder, make_sink, photo):
+    rec = recorder([SNAPSHOT])
+    sink = make_sink(sink_config(broker), snapshots={"door": SnapshotConfig(crop=False)})
+    assert sink.wait_connected(WAIT)
+    for _ in range(20):
+        sink.publish(event_result(rgb=photo))
+    assert sink.drain_snapshots(WAIT)
+    stats = sink.stats()
+    assert stats["snapshots"] + stats["snapshots_dropped"] == 20 and stats["snapshots"] >= 1
+    assert rec.wait_for(lambda: len(rec.on(SNAPSHOT)) == stats["snapshots"])

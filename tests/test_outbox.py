@@ -136,3 +136,58 @@ def test_file_is_plain_sqlite(tmp_path: Path):
         box.append("faceagent/events", b"{}")
     rows = sqlite3.connect(path).execute("SELECT topic, payload FROM outbox").fetchall()
     assert rows == [("faceagent/events", b"{}")]
+
+
+def test_a_batch_is_one_transaction_with_consecutive_seqs(tmp_path: Path):
+    path = tmp_path / "o.sqlite3"
+    with Outbox(path, max_messages=100) as box:
+        first = box.append("t", b"a")
+        seqs = box.append_many("t", [b"b", b"c", b"d"], qos=0)
+        assert seqs == [first + 1, first + 2, first + 3] and len(box) == 4
+        assert box.append_many("t", []) == []
+        # What a second connection sees is what was committed: the whole batch.
+        rows = sqlite3.connect(path).execute("SELECT payload, qos FROM outbox ORDER BY seq").fetchall()
+        assert rows == [(b"a", 1), (b"b", 0), (b"c", 0), (b"d", 0)]
+        assert box.remove_many([seqs[0], seqs[2], 10_000]) == 2
+        assert _payloads(box) == [b"a", b"c"] and len(box) == 2
+
+
+def test_a_batch_past_the_bound_keeps_the_newest_and_counts_the_rest(tmp_path: Path):
+    with Outbox(tmp_path / "o.sqlite3", max_messages=5) as box:
+        box.append_many("t", [b"0", b"1", b"2"])
+        box.append_many("t", [b"3", b"4", b"5", b"6"])
+        assert _payloads(box) == [b"2", b"3", b"4", b"5", b"6"] and box.dropped == 2 and len(box) == 5
+        box.append_many("t", [str(i).encode() for i in range(7, 15)])  # larger than the bound by itself
+        assert _payloads(box) == [b"10", b"11", b"12", b"13", b"14"] and box.dropped == 10 and len(box) == 5
+
+
+BATCH_CHILD = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from rpi_agent.sinks.outbox import Outbox
+    box = Outbox(Path(sys.argv[1]), max_messages=1000000)
+    i = 0
+    while True:
+        box.append_many("t", [f"{i}.{k}".encode() for k in range(7)])
+        print(i, flush=True)
+        i += 1
+""")
+
+
+def test_sigkill_keeps_every_acknowledged_batch_whole(tmp_path: Path):
+    path = tmp_path / "o.sqlite3"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    child = subprocess.Popen([sys.executable, "-c", BATCH_CHILD, str(path)], stdout=subprocess.PIPE, env=env)
+    assert child.stdout is not None
+    lines = [child.stdout.readline() for _ in range(200)]
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    lines += child.stdout.read().splitlines()
+    child.stdout.close()
+    written = [int(x) for x in lines if x.strip()]
+    with Outbox(path, max_messages=1000000) as box:
+        stored = [p.decode() for p in _payloads(box)]
+    batches = [f"{i}.{k}" for i in range(len(stored) // 7) for k in range(7)]
+    # Every batch the child reported is there, whole; at most one more, also whole (never part of one).
+    assert stored == batches and len(stored) % 7 == 0
+    assert len(stored) // 7 - len(written) in (0, 1)

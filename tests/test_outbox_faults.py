@@ -105,6 +105,22 @@ def test_disk_full_names_the_cause_and_counts_every_message_not_stored(disk: Dis
         assert box.dropped == len(errors) and len(box) == stored + 1
 
 
+def test_a_batch_on_a_full_disk_is_stored_whole_or_not_at_all_and_counted(disk: Disk):
+    path = disk.path / "o.sqlite3"
+    with Outbox(path, max_messages=100000) as box:
+        _, errors = _fill(box, disk, attempts=50)
+        assert errors, "the disk never filled up"
+        before, dropped = [e.payload for e in box.pending()], box.dropped
+        batch = [PAYLOAD + b"batch %d" % k for k in range(5)]
+        for _ in range(3):
+            with pytest.raises(OutboxError, match="database or disk is full"):
+                box.append_many("t/events", batch)
+        assert [e.payload for e in box.pending()] == before and box.dropped == dropped + 15
+        disk.free(box)
+        assert len(box.append_many("t/events", batch)) == 5
+        assert [e.payload for e in box.pending()] == before + batch and box.dropped == dropped + 15
+
+
 def test_read_only_file_system_counts_and_recovers(disk: Disk):
     path = disk.path / "o.sqlite3"
     with Outbox(path, max_messages=1000) as box:

@@ -7,6 +7,7 @@ only place logging is configured and the only place errors become exit codes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
@@ -15,6 +16,7 @@ from rpi_agent import __version__
 from rpi_agent.errors import ConfigError, FaceAgentError
 
 EX_CONFIG = 78  # sysexits.h: configuration error
+MAX_MESSAGE = 400
 COMMAND_MODULES: tuple[str, ...] = ("detect", "k210", "models", "run", "config_check", "eval", "bench")
 
 log = logging.getLogger("faceagent")
@@ -24,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line and exits 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +67,12 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     root.setLevel(level)
 
 
+def one_line(message: object, limit: int = MAX_MESSAGE) -> str:
+    """An error message as one line of at most ``limit`` characters (a value quoted in it may be huge)."""
+    text = " ".join(str(message).split()) or type(message).__name__
+    return text if len(text) <= limit else f"{text[:limit - 30]}... ({len(text)} characters)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -72,19 +80,38 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     configure_logging(args.verbose, args.quiet)
+    _tolerate_undecodable_names()
+    return _run_command(args)
+
+
+def _tolerate_undecodable_names() -> None:
+    # A file name that is not UTF-8 arrives as lone surrogates; print it back as the bytes it was.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        with contextlib.suppress(ValueError, OSError):  # a stream that cannot change it keeps its own
+            reconfigure(errors="surrogateescape")
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """The subcommand's exit status; every error it raises on purpose becomes one line on stderr."""
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"faceagent: config error: {exc}", file=sys.stderr)
+        print(f"faceagent: config error: {one_line(exc)}", file=sys.stderr)
         return EX_CONFIG
     except FaceAgentError as exc:
-        print(f"faceagent: error: {exc}", file=sys.stderr)
+        print(f"faceagent: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:
+        # The machine, not the input: a full disk, a name too long for the file system, a device gone.
+        log.debug("OS error", exc_info=True)
+        print(f"faceagent: error: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("faceagent: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

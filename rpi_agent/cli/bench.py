@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from rpi_agent.cli.detect import positive_int, unit_float
+from rpi_agent.cli.detect import positive_int, unit_float, variant_arg
 from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import FaceAgentError, ImageError, ModelError
 from rpi_agent.paths import shared_dir
@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     root = shared_dir()
-    parser.add_argument("--model", nargs="+", metavar="NAME", help="built variants (default: all built)")
+    parser.add_argument("--model", nargs="+", type=variant_arg, metavar="NAME",
+                        help="built variants (default: all built)")
     parser.add_argument("--images", type=Path, default=root / "data" / "faces" if root else None,
                         metavar="DIR", help="photos to run on (default ../shared/data/faces)")
     parser.add_argument("--rounds", type=positive_int, default=5,

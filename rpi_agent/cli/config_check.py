@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from rpi_agent.config import DEFAULT_PATHS, load_config
@@ -26,8 +27,10 @@ def default_config_path() -> Path | None:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "check-config", help="validate a config file",
-        description="Validate a config file (types, ranges, zones, pins, the model file) without starting "
-                    "the daemon.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Validate a config file without starting the daemon: types, ranges, zones, pins, and "
+                    "what `run` will open (the model, loaded and tried once; file and folder sources; the "
+                    "state directory; the TLS files).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("path", nargs="?", type=Path, metavar="PATH",
                         help=f"config file (default {DEFAULT_PATHS[0]})")
@@ -37,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        # The model is loaded to check it; its load messages are noise around the one result line.
+        logging.getLogger().setLevel(logging.WARNING)
     path = args.path or default_config_path()
     if path is None:
         raise ConfigError(f"{DEFAULT_PATHS[0]}: config file not found (give a PATH)")

@@ -6,16 +6,19 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+from rpi_agent.detection.base import DetectionResult
 from rpi_agent.detection.decoder import DecodeOptions
 from rpi_agent.detection.face_detector import DEFAULT_MODEL, DEFAULT_RESIZE, LANDMARK_RESIZE, FaceDetector
 from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.domain import Detection
-from rpi_agent.errors import FaceAgentError, ImageError
+from rpi_agent.errors import FaceAgentError, ImageError, ModelError
 from rpi_agent.imaging.annotate import draw_faces, write_jpeg
-from rpi_agent.imaging.files import load_rgb
+from rpi_agent.imaging.files import MAX_PIXELS, LoadedImage, read_image
 from rpi_agent.imaging.listing import iter_image_paths
+from rpi_agent.paths import VARIANT_NAME, check_model_spec
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +55,37 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_THREADS = 8  # as detector.threads in the config: more than the cores only adds contention
+
+
+def thread_count(text: str) -> int:
+    """argparse type: interpreter threads, 1 to :data:`MAX_THREADS`."""
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_THREADS}, got {value}")
+    return value
+
+
+def model_arg(text: str) -> str:
+    """argparse type: a built variant ``NAME``, ``NAME:int8``, ``NAME:fp32``, or a path to a model file."""
+    try:
+        check_model_spec(text)
+    except ModelError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def variant_arg(text: str) -> str:
+    """argparse type: a built variant's name (``RFB-320``, ``RFB-320@480x360``), no precision, no path."""
+    if not VARIANT_NAME.match(text):
+        raise argparse.ArgumentTypeError(f"not a variant name: {text[:60]!r} (e.g. RFB-320, slim-640; "
+                                         "see `faceagent models list`)")
+    return text
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, *, threshold: float) -> None:
     """The options every command that runs the detector shares."""
-    parser.add_argument("--model", default=DEFAULT_MODEL,
+    parser.add_argument("--model", type=model_arg, default=DEFAULT_MODEL,
                         help="built variant NAME[:fp32] (see `faceagent models list`) or a .tflite path "
                              f"(default {DEFAULT_MODEL}, INT8)")
     parser.add_argument("--threshold", type=unit_float, default=threshold,
@@ -63,14 +94,17 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, threshold: float) ->
                         help="fit frames to the network: keep aspect and pad around (letterbox) or "
                              "right and below (corner), or stretch (default: the model's best, "
                              f"{DEFAULT_RESIZE} for Ultra-Light, {LANDMARK_RESIZE} for landmark models)")
-    parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
+    parser.add_argument("--threads", type=thread_count, default=1,
+                        help=f"interpreter threads, 1 to {MAX_THREADS} (default 1)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "detect", help="detect faces in images or folders",
-        description="Detect faces in image files or folders (recursively) and print them. "
-                    "Bad files are reported and skipped; the exit status is 1 if any were.",
+        description="Detect faces in image files or folders (recursively) and print them, boxes in the "
+                    "pixels of each file. Bad files are reported and skipped; the exit status is 1 if any "
+                    f"were. Images that decode to more than {MAX_PIXELS / 1e6:g} megapixels are refused "
+                    "(JPEGs are decoded at down to 1/8 size first, so they may be larger).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image file or folder")
@@ -87,24 +121,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _record(path: Path, rgb_shape: tuple[int, ...], result: object) -> dict:
-    from rpi_agent.detection.base import DetectionResult
-
-    assert isinstance(result, DetectionResult)
+def _record(path: Path, image: LoadedImage, result: DetectionResult) -> dict:
+    # Boxes in the pixels of the file, also when a large JPEG was decoded at reduced size.
+    sx, sy = image.scale
     return {
         "image": str(path),
-        "width": rgb_shape[1],
-        "height": rgb_shape[0],
-        "faces": [_face(f) for f in result.faces],
+        "width": image.size[0],
+        "height": image.size[1],
+        "faces": [_face(f, sx, sy) for f in result.faces],
         "ms": {k: round(v, 3) for k, v in result.ms.items()},
     }
 
 
-def _face(face: Detection) -> dict:
-    entry: dict = {"box": [round(v, 1) for v in face.box], "score": round(face.score, 4)}
+def _face(face: Detection, sx: float, sy: float) -> dict:
+    entry: dict = {"box": [round(v * k, 1) for v, k in zip(face.box, (sx, sy, sx, sy), strict=True)],
+                   "score": round(face.score, 4)}
     if face.landmarks is not None:
-        entry["landmarks"] = [[round(x, 1), round(y, 1)] for x, y in face.landmarks]
+        entry["landmarks"] = [[round(x * sx, 1), round(y * sy, 1)] for x, y in face.landmarks]
     return entry
+
+
+def _image_paths(roots: list[Path], failures: list[str]) -> Iterator[Path]:
+    """The images under each argument; a missing or empty one is a failure, and the next one follows."""
+    for root in roots:
+        try:
+            yield from iter_image_paths([root])
+        except ImageError as exc:
+            failures.append(str(exc))
+            log.warning("skipped %s", exc)
 
 
 def _annotated_path(out_dir: Path, path: Path, roots: list[Path]) -> Path:
@@ -134,16 +178,17 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     rows: list[tuple[str, int, float]] = []
     count = 0
-    for path in iter_image_paths(args.paths):
+    for path in _image_paths(args.paths, failures):
         try:
-            rgb = load_rgb(path)
+            image = read_image(path)
         except ImageError as exc:
             failures.append(str(exc))
             log.warning("skipped %s", exc)
             continue
+        rgb = image.rgb
         result = detector.detect(rgb)
         count += 1
-        record = _record(path, rgb.shape, result)
+        record = _record(path, image, result)
         if args.json:
             print(json.dumps(record), flush=True)
         elif args.table:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from rpi_agent.cli.detect import positive_int
+from rpi_agent.cli.detect import model_arg, thread_count
 from rpi_agent.detection.preprocess import RESIZE_MODES
 from rpi_agent.errors import DatasetError, ModelError
 from rpi_agent.paths import shared_dir
@@ -73,7 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="evaluate existing submission files instead of running the detector")
     wider.add_argument("--gt", type=Path, default=_default("ground_truth"), metavar="DIR",
                        help="folder with wider_face_val.mat and wider_{easy,medium,hard}_val.mat")
-    wider.add_argument("--model", default=DEFAULT_MODEL,
+    wider.add_argument("--model", type=model_arg, default=DEFAULT_MODEL,
                        help=f"built variant NAME[:fp32] or a .tflite path (default {DEFAULT_MODEL}, INT8)")
     wider.add_argument("--size", type=_size, metavar="WxH",
                        help="input size; a variant name then means its build NAME@WxH")
@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="average each kept box with the candidates overlapping it by this IoU (default off)")
     wider.add_argument("--out", type=Path, metavar="PRED_DIR", help="write submission files here")
     wider.add_argument("--plot", type=Path, metavar="PR.png", help="save the precision/recall curves")
-    wider.add_argument("--threads", type=positive_int, default=1, help="interpreter threads (default 1)")
+    wider.add_argument("--threads", type=thread_count, default=1, help="interpreter threads, 1 to 8 (default 1)")
     wider.add_argument("--json", action="store_true", help="print the result as one JSON object")
     wider.set_defaults(func=run_widerface)
     _register_agreement(benchmarks)
@@ -110,8 +110,9 @@ def _register_agreement(benchmarks: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     root = shared_dir()
-    agree.add_argument("--model", default=DEFAULT_MODEL, help=f"candidate model (default {DEFAULT_MODEL}, INT8)")
-    agree.add_argument("--reference", metavar="NAME|PATH",
+    agree.add_argument("--model", type=model_arg, default=DEFAULT_MODEL,
+                       help=f"candidate model (default {DEFAULT_MODEL}, INT8)")
+    agree.add_argument("--reference", type=model_arg, metavar="NAME|PATH",
                        help="reference model (default: upstream's FP32 .tflite of the same 320 network)")
     agree.add_argument("--images", type=Path, default=root / "data" / "faces" if root else None, metavar="DIR",
                        help="photos (default ../shared/data/faces)")

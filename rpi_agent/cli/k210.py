@@ -1,4 +1,4 @@
-"""``faceagent k210 build``: kmodels for the Sipeed Maix (K210) companion board."""
+"""``faceagent k210 build|flash``: kmodels for the Sipeed Maix (K210) companion board, and flashing it."""
 
 from __future__ import annotations
 
@@ -11,63 +11,92 @@ from rpi_agent.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("slim-320", "RFB-320")
-EXAMPLES = """\
+DEFAULT_MODELS = ("slim-320",)
+KMODEL_CHOICES = ("4", "5", "all")
+BUILD_EXAMPLES = """\
 examples:
-  scripts/k210_env.sh && faceagent k210 build                # V5 kmodels of slim-320 and RFB-320
-  faceagent k210 build RFB-320 --json
-  faceagent k210 build slim-320 --ncc ~/ncc/ncc              # V4 (MaixPy v0.6) with ncc v0.2.0-beta4
+  scripts/k210_ci.sh                                 # builds ncc from source, the nncase venv, then this
+  faceagent k210 build                               # V4 (for the firmware) and V5 of slim-320
+  faceagent k210 build slim-320 --kmodel 4 --json
+  faceagent k210 build RFB-320 --kmodel 5            # V5 only: nncase 1.9's simulator, no released firmware
 
-V5 (nncase 1.9) runs in nncase's simulator but MaixPy v0.6 cannot load it; flash the V4 file.
-See k210/README.md for the firmware, the flashing commands and what is not verified on hardware.
+V4 (ncc v0.2.0-beta2, built by scripts/k210/build_ncc.sh) is what MaixPy v0.6.x and CanMV load;
+each V4 build is run through nncase v0.2's runtime on the photos and refused below F1 0.95
+against the INT8 TFLite. See k210/README.md for which firmware loads which file.
+"""
+FLASH_EXAMPLES = """\
+examples:
+  faceagent k210 flash --port /dev/ttyUSB0 --firmware maixpy_v0.6.3_minimum_with_kmodel_v4_support.bin --dry-run
+  faceagent k210 flash --port /dev/ttyUSB0 --board goE --firmware fw.bin --model-offset 0x300000
+  faceagent k210 flash --port /dev/ttyUSB0 --firmware fw.bin --sd /media/$USER/SDCARD
+
+Without --model-offset the kmodel goes on the SD card (main.py's default "/sd/faceagent.kmodel"):
+--sd DIR copies main.py, facedet.py and the kmodel there, else the copy steps are printed.
 """
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("k210", help="build kmodels for the K210 companion board",
-                                   description="K210 (Sipeed Maix) companion: kmodel builds.")
+    parser = subparsers.add_parser("k210", help="kmodels for the K210 companion board, and flashing it",
+                                   description="K210 (Sipeed Maix) companion: kmodel builds and flashing.")
     sub = parser.add_subparsers(dest="k210_command", metavar="ACTION", required=True)
     build = sub.add_parser("build", help="compile model variants to kmodels",
-                           description="Compile model variants to K210 kmodels: V5 with nncase 1.9 "
-                                       "(its own venv, scripts/k210_env.sh) or V4 with an ncc binary.",
-                           epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                           description="Compile model variants to K210 kmodels: V4 with ncc v0.2.0-beta2 (what "
+                                       "released firmware loads) and V5 with nncase 1.9 (host simulation only).",
+                           epilog=BUILD_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     build.add_argument("names", nargs="*", metavar="NAME", default=list(DEFAULT_MODELS),
                        help=f"model variants (default: {' '.join(DEFAULT_MODELS)}); input at most 320x240")
+    build.add_argument("--kmodel", choices=KMODEL_CHOICES, default="all",
+                       help="which kmodel format to build (default: all = 4 and 5)")
     build.add_argument("--ncc", type=Path, metavar="PATH",
-                       help="ncc v0.2.0-beta4 binary: build V4 kmodels (MaixPy v0.6) instead of V5")
+                       help="ncc v0.2 binary for V4 (default: the one scripts/k210/build_ncc.sh built)")
     build.add_argument("--source", "--onnx", dest="onnx", type=Path, metavar="FILE",
-                       help="compile this network instead of the built/upstream ONNX (one NAME only); "
-                            "with --ncc also a .tflite, e.g. <cache>/models/NAME/NAME-fp32.tflite")
+                       help="compile this network instead (one NAME and one --kmodel only): a .tflite for V4 "
+                            "(default <cache>/models/NAME/NAME-fp32.tflite), an .onnx for V5")
     build.add_argument("--calib", type=Path, metavar="DIR",
                        help="calibration photos (default ../shared/data/faces, as the TFLite build)")
     build.add_argument("--out", type=Path, metavar="DIR",
                        help="output folder (default <cache>/models/NAME/)")
     build.add_argument("--json", action="store_true", help="print one JSON line per built kmodel")
     build.set_defaults(func=run_build)
+    from rpi_agent.k210.flash import register_flash
+
+    register_flash(sub, FLASH_EXAMPLES)
 
 
 def run_build(args: argparse.Namespace) -> int:
     """Build each requested kmodel; returns the exit code."""
-    from rpi_agent.k210.build import build_v4, build_v5
+    from rpi_agent.k210.build import build_v5
+    from rpi_agent.k210.v4 import build_v4
 
-    if args.onnx is not None and len(args.names) != 1:
-        raise ModelError("--source needs exactly one model NAME")
+    versions = ("4", "5") if args.kmodel == "all" else (args.kmodel,)
+    if args.onnx is not None and (len(args.names) != 1 or len(versions) != 1):
+        raise ModelError("--source needs exactly one model NAME and one --kmodel (4 or 5)")
     if args.calib is not None and not args.calib.is_dir():
         raise ModelError(f"{args.calib}: calibration folder does not exist")
+    if args.ncc is not None and "4" not in versions:
+        raise ModelError("--ncc is for V4 builds; drop it or use --kmodel 4")
     for name in args.names:
-        if args.ncc is not None:
-            result = build_v4(name, ncc=args.ncc, onnx=args.onnx, calib_dir=args.calib, out_dir=args.out)
-        else:
-            result = build_v5(name, onnx=args.onnx, calib_dir=args.calib, out_dir=args.out)
-        if args.json:
-            print(json.dumps({"name": result.name, "kmodel_version": result.kmodel_version,
-                              "path": str(result.path), "bytes": result.size_bytes, "ops": result.ops,
-                              "seconds": result.seconds}))
-        else:
-            kpu = result.ops.get("kpu", {})
-            cpu = {k: v for k, v in result.ops.get("cpu", {}).items() if k != "Call"}
-            split = (f", KPU: {kpu.get('KPUConv2D', 0)} conv layers; CPU: {sum(cpu.values())} ops "
-                     f"({', '.join(f'{k} {v}' for k, v in cpu.items())})") if result.ops else ""
-            print(f"{result.name}: {result.path} ({result.size_bytes / 1024:.0f} KB, "
-                  f"kmodel V{result.kmodel_version}{split})")
+        for version in versions:
+            if version == "4":
+                result = build_v4(name, ncc=args.ncc, source=args.onnx, calib_dir=args.calib, out_dir=args.out)
+            else:
+                result = build_v5(name, onnx=args.onnx, calib_dir=args.calib, out_dir=args.out)
+            _report(result, as_json=args.json)
     return 0
+
+
+def _report(result: object, *, as_json: bool) -> None:
+    from rpi_agent.k210.build import KmodelBuild
+
+    assert isinstance(result, KmodelBuild)
+    if as_json:
+        print(json.dumps({"name": result.name, "kmodel_version": result.kmodel_version,
+                          "path": str(result.path), "bytes": result.size_bytes, "ops": result.ops,
+                          "seconds": result.seconds}))
+        return
+    kpu = result.ops.get("kpu", {})
+    cpu = {k: v for k, v in result.ops.get("cpu", {}).items() if k != "Call"}
+    split = (f", KPU: {kpu.get('KPUConv2D', 0)} conv layers; CPU: {sum(cpu.values())} ops "
+             f"({', '.join(f'{k} {v}' for k, v in cpu.items())})") if result.ops else ""
+    print(f"{result.name}: {result.path} ({result.size_bytes / 1024:.0f} KB, "
+          f"kmodel V{result.kmodel_version}{split})")

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from rpi_agent.cli.config_check import default_config_path
@@ -15,6 +15,10 @@ from rpi_agent.cli.status_line import StatusLine
 from rpi_agent.config import load_config
 from rpi_agent.credentials import redact_url
 from rpi_agent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rpi_agent.config import AppConfig
+    from rpi_agent.runtime.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +29,8 @@ examples:
   faceagent run --config config.toml --source ../shared/data/faces --gpio-factory mock
   faceagent run --source /dev/video0 --mqtt-url mqtt://broker.lan:1883
   faceagent run --source rtsp://cam.lan/stream --mqtt-url mqtts://user:secret@broker.lan:8883
-exit status: 0 after a clean stop (SIGTERM, end of input), 78 for a config error, 1 otherwise
+exit status: 0 after a clean stop (SIGTERM, SIGINT, end of input), 128+N after another signal N (SIGHUP:
+  129, so systemd restarts it), 78 for a config error or a second daemon on the same state dir, 1 otherwise
 """
 
 
@@ -63,7 +68,9 @@ def mqtt_url_overrides(url: str) -> dict[str, Any]:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "run", help="run the daemon (cameras → faces → MQTT events, GPIO actions)",
-        description="Run the face detection daemon until SIGTERM/SIGINT or the end of every source. "
+        description="Run the face detection daemon until a signal or the end of every source. Every "
+                    "terminating signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, ...) stops it in order: "
+                    "relay LOCKED, open faces ended, `stopped` published. One daemon per state directory. "
                     "Under systemd (Type=notify) it reports readiness, status and watchdog pings. In a terminal "
                     "(stdout a TTY) a live line shows fps, faces in view, events and the MQTT outbox.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -91,6 +98,7 @@ def build_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from rpi_agent.runtime.daemon import Daemon
+    from rpi_agent.runtime.state_lock import StateLock
 
     path = args.config or default_config_path()
     config = load_config(path, overrides=build_overrides(args))
@@ -98,12 +106,18 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(config.logging.level)
     log.info("config %s", path or "(built-in defaults)")
     log.debug("config: %s", config.redacted_json())
+    # Before any pin or broker session is taken: a second daemon must not touch either.
+    with StateLock(config.paths.resolved_state_dir()):
+        return _run_daemon(Daemon, config, args)
+
+
+def _run_daemon(daemon_cls: type[Daemon], config: AppConfig, args: argparse.Namespace) -> int:
     if not sys.stdout.isatty():
-        return Daemon(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames).run()
+        return daemon_cls(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames).run()
     # A person at a terminal: one live line of figures under the log lines.
     line = StatusLine(sys.stdout)
     line.install(logging.getLogger())
-    daemon = Daemon(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames, on_status=line.update)
+    daemon = daemon_cls(config, gpio_factory=args.gpio_factory, max_frames=args.max_frames, on_status=line.update)
     try:
         return daemon.run()
     finally:

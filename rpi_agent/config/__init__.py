@@ -3,7 +3,7 @@
 Sections live beside this module (``camera.py``, ``mqtt.py``, ``app.py``) and follow the field
 convention of :mod:`rpi_agent.config.schema`. :func:`load_config` is the only entry point that
 touches the disk: it reads the file, applies overrides, validates, then checks what needs I/O
-(the model file) so every failure is one :class:`ConfigError` line naming the key.
+(:mod:`rpi_agent.config.checks`) so every failure is one :class:`ConfigError` line naming the key.
 
 Example:
     >>> cfg = load_config("config.toml", overrides={"cameras[0].source": "photos/"})  # doctest: +SKIP
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,12 +23,11 @@ from typing import Any
 
 from rpi_agent.config.app import DetectorConfig, LoggingConfig, PathsConfig
 from rpi_agent.config.camera import CameraConfig
-from rpi_agent.config.mqtt import MqttConfig, check_tls_files
+from rpi_agent.config.checks import check_environment
+from rpi_agent.config.mqtt import MqttConfig
 from rpi_agent.config.schema import apply_override, load_section, to_dict
 from rpi_agent.config.status import StatusConfig
-from rpi_agent.errors import ConfigError, ModelError
-from rpi_agent.paths import resolve_model
-from rpi_agent.sources.spec import parse_source
+from rpi_agent.errors import ConfigError
 
 DEFAULT_PATHS = (Path("/etc/faceagent/config.toml"),)
 """Where ``faceagent run`` looks when no ``--config`` is given (then the built-in defaults)."""
@@ -80,6 +78,7 @@ class AppConfig:
             if own is not None and own < self.detector.threshold:
                 raise ValueError(f"cameras[{index}].filters.min_score: {own} is below detector.threshold "
                                  f"{self.detector.threshold}, so it would never drop a face; raise it or remove it")
+        _check_shared_hardware(self.cameras)
 
     def min_score(self, camera: CameraConfig) -> float:
         """The score a face of ``camera`` needs: its own ``filters.min_score``, else ``detector.threshold``."""
@@ -106,6 +105,46 @@ class AppConfig:
             if camera.name == name:
                 return camera
         raise KeyError(name)
+
+
+def _check_shared_hardware(cameras: tuple[CameraConfig, ...]) -> None:
+    """A GPIO pin or a capture device belongs to one camera: two claims fail only at run time."""
+    pins: dict[int, str] = {}
+    devices: dict[str, str] = {}
+    for index, camera in enumerate(cameras):
+        for key in ("relay_pin", "led_pin", "buzzer_pin"):
+            pin = getattr(camera.gpio, key)
+            where = f"cameras[{index}].gpio.{key}"
+            if pin is not None and pin in pins:
+                raise ValueError(f"{where}: GPIO {pin} is already used by {pins[pin]}")
+            if pin is not None:
+                pins[pin] = where
+        device = exclusive_device(camera.source)
+        if device is not None and device in devices:
+            raise ValueError(f"cameras[{index}].source: {camera.source!r} is already used by {devices[device]}")
+        if device is not None:
+            devices[device] = f"cameras[{index}].source"
+
+
+def exclusive_device(source: str) -> str | None:
+    """The device a source string opens for itself alone (a camera, a serial port), normalised; else None.
+
+    Files, folders and network streams can be read by several cameras at once. A malformed spec is
+    left to :func:`~rpi_agent.config.checks.check_sources`, which names the camera.
+    """
+    from rpi_agent.sources.spec import parse_source
+
+    try:
+        spec = parse_source(source)
+    except ConfigError:
+        return None
+    if spec.kind == "picamera":
+        return f"picamera:{spec.index}"
+    if spec.kind == "k210":
+        return spec.port
+    if spec.kind == "device":
+        return f"/dev/video{spec.index}" if spec.index >= 0 else source
+    return None
 
 
 def parse_config(raw: Mapping[str, Any], *, overrides: Mapping[str, Any] | None = None) -> AppConfig:
@@ -139,25 +178,11 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
-
-
-def check_model(config: AppConfig) -> Path:
-    """The model file the detector will load; the one check that needs the disk.
-
-    Raises:
-        ConfigError: ``detector.model: ...`` when the file is missing or unreadable.
-    """
-    if all(parse_source(c.source).detects_faces for c in config.cameras):
-        return Path(config.detector.model)
-    try:
-        path = resolve_model(config.detector.model)
-    except ModelError as exc:
-        raise ConfigError(f"detector.model: {exc}") from None
-    if not path.is_file():
-        raise ConfigError(f"detector.model: {path} does not exist")
-    if not os.access(path, os.R_OK):
-        raise ConfigError(f"detector.model: {path} is not readable")
-    return path
+    except ValueError as exc:
+        # e.g. an integer of more than 4300 digits, which Python refuses to convert
+        raise ConfigError(f"{path}: cannot parse the config file: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply") from None
 
 
 def load_config(
@@ -168,8 +193,8 @@ def load_config(
     Args:
         path: The TOML file; ``None`` means the built-in defaults (plus overrides).
         overrides: Dotted keys set after reading, e.g. ``{"cameras[0].source": "photos/"}``.
-        check_files: Also check that the model and the TLS files can be read (what ``run`` and
-            ``check-config`` do).
+        check_files: Also check what ``run`` will open (the model, file sources, the state directory,
+            the TLS files; :mod:`rpi_agent.config.checks`), as ``run`` and ``check-config`` do.
 
     Raises:
         ConfigError: One line naming the file or the key.
@@ -177,7 +202,5 @@ def load_config(
     raw = read_toml(Path(path)) if path is not None else {}
     config = parse_config(raw, overrides=overrides)
     if check_files:
-        check_model(config)
-        if config.mqtt.enabled:
-            check_tls_files(config.mqtt)
+        check_environment(config)
     return config

@@ -40,8 +40,8 @@ class PathsConfig:
     """Writable places."""
 
     state_dir: Path | None = field(default=None, metadata={
-        "doc": "state (MQTT outbox); default $STATE_DIRECTORY, else /var/lib/faceagent if writable, "
-               "else <cache>/state"})
+        "doc": "state (MQTT outbox, the one-daemon lock); default $STATE_DIRECTORY, else /var/lib/faceagent "
+               "if writable, else <cache>/state"})
     weights_dir: Path | None = field(default=None, metadata={
         "doc": "folder holding the upstream .pth weights for `faceagent models fetch --config`; "
                "default: download them from the upstream repository at the pinned commit"})

@@ -30,6 +30,11 @@ MIN_PIN = 0
 MAX_PIN = 27
 
 
+def _short(name: str) -> str:
+    """A name as shown in a message: cut to 40 characters, so the reason after it stays on the line."""
+    return name if len(name) <= 40 else f"{name[:40]}..."
+
+
 def _polygon_area(points: tuple[tuple[float, float], ...]) -> float:
     """Signed shoelace area of a closed polygon (last point joins the first)."""
     total = 0.0
@@ -186,7 +191,7 @@ class GpioConfig:
 class CameraConfig:
     """One camera: where frames come from and what happens to the faces in them."""
 
-    name: str = field(default="camera", metadata={"doc": "name used in MQTT topics and events"})
+    name: str = field(default="camera", metadata={"doc": "name used in MQTT topics and events", "max": 64})
     source: str = field(
         default="picamera",
         metadata={"doc": "picamera, picamera:N, /dev/videoN, a USB index, rtsp://..., a video file, an image "
@@ -242,10 +247,11 @@ class CameraConfig:
             raise ValueError(f"retry_max: {self.retry_max} is below retry_initial {self.retry_initial}")
         for zone in self.zones:
             if not NAME_PATTERN.match(zone):
-                raise ValueError(f"zones.{zone}: zone names may only hold letters, digits, '_' and '-'")
+                raise ValueError(f"zones.{_short(zone)}: zone names may only hold letters, digits, '_' and '-' "
+                                 "(1-64 characters)")
         for key, names in (("filters.zones", self.filters.zones), ("snapshot.zones", self.snapshot.zones),
                            ("gpio.zones", self.gpio.zones)):
             for zone in names:
                 if zone not in self.zones:
                     known = ", ".join(sorted(self.zones)) or "none defined"
-                    raise ValueError(f"{key}: unknown zone {zone!r} (zones: {known})")
+                    raise ValueError(f"{key}: unknown zone {_short(zone)!r} (zones: {known})")

@@ -14,8 +14,11 @@ Every config section is a frozen dataclass whose fields follow one convention::
 
 Metadata keys: ``doc`` (one line, shown in config.toml), ``min``/``max`` (inclusive bounds for numbers,
 or for the length of strings, tuples and lists), ``choices`` (allowed values), ``secret`` (redacted by
-:func:`to_dict` with ``redact=True``). ``ValueError("key: message")`` from ``__post_init__`` is re-raised
-as :class:`ConfigError` with the section's dotted path in front. Validators do no I/O.
+:func:`to_dict` with ``redact=True``). Whatever the metadata says, every float must be finite (TOML
+allows ``nan`` and ``inf``, which slip through range checks), no string or path may hold a NUL
+character, and a string or path without its own ``max`` is at most :data:`MAX_STRING` characters.
+``ValueError("key: message")`` from ``__post_init__`` is re-raised as :class:`ConfigError` with the
+section's dotted path in front. Validators do no I/O.
 
 Supported field types: ``bool``, ``int``, ``float`` (ints accepted), ``str``, ``Path``, ``Literal[...]``,
 ``X | None`` (``None`` only as a default: TOML has no null), ``tuple[X, ...]``, fixed ``tuple[X, Y]``,
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -42,6 +46,9 @@ from rpi_agent.errors import ConfigError
 T = TypeVar("T")
 
 REDACTED = "***"
+
+MAX_STRING = 4096
+"""Longest string or path a field takes unless its ``max`` says otherwise: Linux's PATH_MAX."""
 
 
 def join(path: str, key: str | int) -> str:
@@ -70,6 +77,8 @@ def _type_name(hint: Any) -> str:
 
 
 def _check_bounds(value: Any, meta: Mapping[str, Any], path: str) -> None:
+    if isinstance(value, Path):
+        value = str(value)
     size = len(value) if isinstance(value, str | tuple | list) else None
     measured = size if size is not None else value
     if not isinstance(measured, int | float) or isinstance(measured, bool):
@@ -77,20 +86,44 @@ def _check_bounds(value: Any, meta: Mapping[str, Any], path: str) -> None:
     what = "length" if size is not None else "value"
     lo, hi = meta.get("min"), meta.get("max")
     if lo is not None and measured < lo:
-        raise ConfigError(f"{path}: {what} {measured} is below the minimum {lo}")
+        raise ConfigError(f"{path}: {what} {_shown(measured)} is below the minimum {lo}")
     if hi is not None and measured > hi:
-        raise ConfigError(f"{path}: {what} {measured} is above the maximum {hi}")
+        raise ConfigError(f"{path}: {what} {_shown(measured)} is above the maximum {hi}")
 
 
 def _check_choices(value: Any, meta: Mapping[str, Any], path: str) -> None:
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ConfigError(f"{path}: {value!r} is not one of {allowed}")
+        raise ConfigError(f"{path}: {_shown(value)} is not one of {allowed}")
+
+
+def _finite(value: int | float, path: str, shown: str) -> float:
+    # nan compares false with every bound, so a range check alone lets it through.
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ConfigError(f"{path}: {shown} is too large for a number") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{path}: {shown} is not a finite number")
+    return number
+
+
+def _text(value: str, path: str) -> str:
+    # A NUL ends a C string: the OS, the MQTT broker and the GPIO library would each see another value.
+    if "\0" in value:
+        raise ConfigError(f"{path}: must not contain a NUL character (\\u0000)")
+    return value
+
+
+def _shown(value: Any, secret: bool = False) -> str:
+    """``repr`` for a message: masked if secret, cut short if long, so the error stays one readable line."""
+    text = REDACTED if secret else repr(value)
+    return f"{text[:60]}... ({len(text)} characters)" if len(text) > 80 else text
 
 
 def _convert_scalar(hint: Any, value: Any, path: str, secret: bool) -> Any:
-    shown = REDACTED if secret else repr(value)
+    shown = _shown(value, secret)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -99,13 +132,13 @@ def _convert_scalar(hint: Any, value: Any, path: str, secret: bool) -> Any:
             return value
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            return _finite(value, path, shown)
     elif hint is str:
         if isinstance(value, str):
-            return value
+            return _text(value, path)
     elif hint is Path:
         if isinstance(value, str) and value:
-            return Path(value).expanduser()
+            return Path(_text(value, path)).expanduser()
     else:
         raise ConfigError(f"{path}: unsupported field type {hint!r} in the schema")
     raise ConfigError(f"{path}: expected {_type_name(hint)}, got {_describe(value)} {shown}")
@@ -208,11 +241,21 @@ def load_section(cls: type[T], data: Any, *, path: str = "") -> T:
         _check_bounds(value, meta, key_path)
         kwargs[name] = value
     try:
-        return cls(**kwargs)
+        section = cls(**kwargs)
     except ValueError as exc:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(join(path, str(exc)) if path else str(exc)) from None
+    _check_default_lengths(kwargs, fields, path)
+    return section
+
+
+def _check_default_lengths(values: Mapping[str, Any], fields: Mapping[str, Any], path: str) -> None:
+    # After __post_init__, so that a section's own, more telling check of a long value speaks first.
+    for name, value in values.items():
+        text = str(value) if isinstance(value, str | Path) else None
+        if text is not None and "max" not in fields[name].metadata and len(text) > MAX_STRING:
+            raise ConfigError(f"{join(path, name)}: length {len(text)} is above the maximum {MAX_STRING}")
 
 
 def is_secret(fld: dataclasses.Field[Any]) -> bool:

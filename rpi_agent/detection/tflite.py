@@ -173,7 +173,7 @@ class TFLiteDetector:
         by_width = {int(d["shape"][-1]): d for d in details}
         rows = {int(np.prod(d["shape"][:-1])) for d in details}
         if len(by_width) != len(details) or set(by_width) not in ({2, 4}, {2, 4, LANDMARK_WIDTH}) or len(rows) != 1:
-            shapes = [list(d["shape"]) for d in details]
+            shapes = [[int(n) for n in d["shape"]] for d in details]
             raise ModelError(f"{self.path}: outputs {shapes} are not (scores [1,N,2], boxes [1,N,4]"
                              f"[, landmarks [1,N,{LANDMARK_WIDTH}]])")
         self._scores, self._loc = by_width[2], by_width[4]

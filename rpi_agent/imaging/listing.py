@@ -34,9 +34,13 @@ def list_images(path: Path, *, recursive: bool = True) -> list[Path]:
     Raises:
         ImageError: The path does not exist, or the folder holds no images.
     """
-    if path.is_file():
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ImageError(f"{path}: {exc.strerror or exc}") from None
+    if is_file:
         return [path]
-    if not path.is_dir():
+    if not is_dir:
         raise ImageError(f"{path}: no such image file or folder")
     candidates = path.rglob("*") if recursive else path.iterdir()
     found = sorted((p for p in candidates if is_image(p) and p.is_file()),

@@ -1,8 +1,7 @@
-"""Build K210 kmodels: V5 with nncase 1.9 (its own Python 3.10 venv), V4 with a user-provided ``ncc``.
+"""Build K210 kmodels: V5 with nncase 1.9 (its own Python 3.10 venv); V4 is in :mod:`rpi_agent.k210.v4`.
 
 The heavy toolchain never enters the faceagent process: nncase runs in
-``<cache>/venvs/nncase`` (made by ``scripts/k210_env.sh``) through :mod:`nncase_worker`,
-and ncc is an external binary. This module prepares the inputs (ONNX, uint8 calibration
+``<cache>/venvs/nncase`` (made by ``scripts/k210_env.sh``) through :mod:`nncase_worker`. This module prepares the inputs (ONNX, uint8 calibration
 frames), runs the tool, and records what went in beside the output in ``build-info.json``.
 """
 
@@ -12,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -35,9 +33,6 @@ UPSTREAM_ONNX = {
     "slim-320": "version-slim-320_without_postprocessing.onnx",
     "RFB-320": "version-RFB-320_without_postprocessing.onnx",
 }
-# ncc v0.2 scales input bytes to [0, 1] before mean/std: these are 127/255 and 128/255.
-NCC_MEAN = "0.49803922"
-NCC_STD = "0.50196078"
 RESULT_MARK = "FACEAGENT-RESULT "
 
 
@@ -189,12 +184,13 @@ def kmodel_is_current(name: str, path: Path, *, key: str = "kmodel_v5") -> bool:
             and entry.get("recipe_sha256") == sha256_file(WORKER))
 
 
-def _info(build: KmodelBuild, calib: Path, frames: np.ndarray, tool: str) -> dict[str, object]:
+def _info(build: KmodelBuild, calib: Path, frames: np.ndarray, tool: str,
+          recipe: Path | None = None) -> dict[str, object]:
     info = asdict(build)
     info.update(path=str(build.path), onnx=str(build.onnx), onnx_sha256=sha256_file(build.onnx),
                 kmodel_sha256=sha256_file(build.path), calibration_dir=str(calib),
                 calibration_sha256=hashlib.sha256(frames.tobytes()).hexdigest(),
-                calibration_samples=int(frames.shape[0]), tool=tool, recipe_sha256=sha256_file(WORKER),
+                calibration_samples=int(frames.shape[0]), tool=tool, recipe_sha256=sha256_file(recipe or WORKER),
                 built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     return info
 
@@ -205,7 +201,7 @@ def build_v5(name: str, *, onnx: Path | None = None, calib_dir: Path | None = No
     width, height = input_size(name)
     src = resolve_onnx(name, onnx)
     if src.suffix != ".onnx":
-        raise ModelError(f"{src}: the nncase 1.9 build compiles ONNX only (a .tflite works with --ncc)")
+        raise ModelError(f"{src}: the nncase 1.9 build compiles ONNX only (V4 builds take the TFLite)")
     calib = calib_dir or default_calibration_dir()
     frames = calibration_frames(calib, width, height)
     out_dir = out_dir or models_dir() / name
@@ -224,52 +220,3 @@ def build_v5(name: str, *, onnx: Path | None = None, calib_dir: Path | None = No
     info["memory_bytes"] = result.get("memory_bytes", {})
     record_build_info(out_dir, "kmodel_v5", info)
     return build
-
-
-def build_v4(name: str, *, ncc: Path, onnx: Path | None = None, calib_dir: Path | None = None,
-             out_dir: Path | None = None) -> KmodelBuild:
-    """Compile ``name`` to a V4 kmodel (MaixPy v0.6) with a user-provided ncc v0.2.0-beta4 binary.
-
-    Raises:
-        ModelError: ``ncc`` is not an executable file or the compile failed.
-    """
-    if not (ncc.is_file() and os.access(ncc, os.X_OK)):
-        raise ModelError(f"{ncc}: not an executable ncc binary (get ncc v0.2.0-beta4, see k210/README.md)")
-    width, height = input_size(name)
-    src = resolve_onnx(name, onnx)
-    calib = calib_dir or default_calibration_dir()
-    frames = calibration_frames(calib, width, height)
-    out_dir = out_dir or models_dir() / name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{name}-k210-v4.kmodel"
-    start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="faceagent-ncc-") as tmp:
-        dataset = _write_dataset(frames, Path(tmp) / "dataset")
-        fmt = "tflite" if src.suffix == ".tflite" else "onnx"  # ncc before v0.2.0-beta3 reads no ONNX
-        cmd = [str(ncc), "compile", str(src), str(target), "-i", fmt, "-t", "k210", "--dataset", str(dataset),
-               "--inference-type", "uint8", "--input-mean", NCC_MEAN, "--input-std", NCC_STD]
-        log.info("running %s", " ".join(cmd))
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0 or not target.is_file():
-        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        raise ModelError(f"ncc compile failed: {lines[-1] if lines else f'exit code {proc.returncode}'}")
-    build = KmodelBuild(name, 4, target, target.stat().st_size, src, {}, round(time.monotonic() - start, 2))
-    record_build_info(out_dir, "kmodel_v4", _info(build, calib, frames, f"ncc {ncc}"))
-    return build
-
-
-def _write_dataset(frames: np.ndarray, folder: Path) -> Path:
-    # ncc reads a folder of images and resizes them itself; handing it frames already at the
-    # input size keeps its resize out of the calibration.
-    from PIL import Image
-
-    folder.mkdir(parents=True)
-    for i, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / f"{i:04d}.png")
-    return folder
-
-
-def which_ncc(path: str | None) -> Path | None:
-    """An ncc binary from ``path`` or ``$PATH``."""
-    found = path or shutil.which("ncc")
-    return Path(found) if found else None

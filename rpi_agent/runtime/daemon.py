@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from rpi_agent.errors import ConfigError, SourceError
 from rpi_agent.runtime.commands import CommandPolicy
 from rpi_agent.runtime.notify import Notifier
 from rpi_agent.runtime.readers import CameraReader, FrameMailbox
+from rpi_agent.runtime.signals import exit_status, signal_name, stop_handlers
 from rpi_agent.runtime.stats import Every, StatsWindow, collect_stats, format_line
 from rpi_agent.runtime.watchers import Watchers
 from rpi_agent.sources import parse_source
@@ -67,6 +67,7 @@ class Daemon:
         self.max_frames = max_frames
         self.notifier = notifier or Notifier.from_env()
         self.stop_event = threading.Event()
+        self.stop_signal: int | None = None
         self.mailbox = FrameMailbox([c.name for c in config.cameras])
         self.stats = StatsWindow()
         self.watchers = Watchers(config, self.stats, on_status=on_status)
@@ -156,8 +157,9 @@ class Daemon:
         if self.mqtt is not None:
             self.mqtt.publish_state(camera, feature, value)
 
-    def _on_signal(self, signum: int, _frame: object) -> None:
-        log.info("%s received: stopping", signal.Signals(signum).name)
+    def _on_signal(self, signum: int) -> None:
+        log.info("%s received: stopping", signal_name(signum))
+        self.stop_signal = self.stop_signal or signum  # the first one sets the exit status
         self.stop_event.set()
 
     # -- running --------------------------------------------------------------------------------
@@ -165,25 +167,24 @@ class Daemon:
         """Build, run until a signal or the end of every source, then shut down in order.
 
         Returns:
-            0 after a clean stop (signal, or every source at its end).
+            0 after every source ended or a SIGTERM/SIGINT; 128 + N after another signal N (SIGHUP: 129,
+            so systemd's ``Restart=on-failure`` starts it again): :mod:`rpi_agent.runtime.signals`.
 
         Raises:
             SourceError: A camera failed in a way its retries could not fix (after the shutdown).
             Exception: Anything else that went wrong, also after the shutdown (relay locked first).
         """
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            self._start()
-            self._loop()
-        finally:
-            self._shutdown()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        with stop_handlers(self._on_signal):
+            try:
+                self._start()
+                self._loop()
+            finally:
+                self._shutdown()
         failed = [f"camera {name}: {s.error}" for name, s in self.mailbox.state.items() if s.error]
         if failed and not self.stop_event.is_set():
             # Exit non-zero so systemd's Restart=on-failure tries the camera again.
             raise SourceError("; ".join(failed))
-        return 0
+        return exit_status(self.stop_signal)
 
     def _start(self) -> None:
         # GPIO first, so the relay is held LOCKED before anything else can go wrong.
@@ -242,8 +243,10 @@ class Daemon:
         self.stats.add(camera, ms, events=len(result.events))  # ms None: faces ended by the clock, no frame
         self.watchers.frame(result, ms=ms)
         # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
-        for event in result.events:
-            log.info("camera %s: face %s %s (score %.2f)", camera, event.after.id, event.type, event.after.score)
+        # One record per frame, one line per event: a crowd makes dozens of events a frame.
+        if result.events and log.isEnabledFor(logging.INFO):
+            log.info("%s", "\n".join(f"camera {camera}: face {e.after.id} {e.type} (score {e.after.score:.2f})"
+                                     for e in result.events))
 
     def _housekeeping(self) -> None:
         # A stalled live source delivers no frames, so its faces are aged out here, by the wall

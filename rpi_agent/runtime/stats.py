@@ -12,8 +12,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
-# The MQTT sink's counters worth a line: delivery backlog and losses, and failures of its thread.
-MQTT_STATS = ("outbox_waiting", "outbox_dropped", "refused", "errors", "last_error")
+# The MQTT sink's counters worth a line: delivery backlog and losses, snapshots dropped under load,
+# and failures of its threads.
+MQTT_STATS = ("outbox_waiting", "outbox_dropped", "refused", "snapshots_dropped", "snapshot_errors", "errors",
+              "last_error")
 
 
 def cpu_temperature(path: Path = THERMAL_ZONE) -> float | None:

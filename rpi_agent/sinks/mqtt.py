@@ -32,12 +32,13 @@ from rpi_agent.sinks.connection import MqttConnection, default_client_id
 from rpi_agent.sinks.discovery import discovery_messages
 from rpi_agent.sinks.outbox import Outbox, OutboxError
 from rpi_agent.sinks.publisher import OutboxPublisher
-from rpi_agent.sinks.snapshot import snapshot_for
+from rpi_agent.sinks.snapshot import SnapshotWorker, snapshot_request
 from rpi_agent.sinks.topics import Topics, event_payload, topic_problem
 
 logger = logging.getLogger(__name__)
 
 OUTBOX_FILE = "mqtt-outbox.sqlite3"
+DEFAULT_SNAPSHOT = SnapshotConfig()
 LIVE_KEPT = 256
 """Retained updates and stats waiting for the network thread; it takes them every few ms."""
 
@@ -87,6 +88,7 @@ class MqttSink:
                                  sync=config.outbox.sync)
         except OutboxError as exc:
             raise ConfigError(f"paths.state_dir: {exc}") from None
+        self._snapshotter = SnapshotWorker(lambda camera, jpeg: self._set_retained(self.topics.snapshot(camera), jpeg))
         self._publisher = OutboxPublisher(self.outbox, window=config.outbox.window,
                                           drain_timeout=max(30.0, 3.0 * config.keepalive))
         password = read_secret(credential=config.password_credential, env_var=config.password_env,
@@ -136,24 +138,35 @@ class MqttSink:
         if self._closed:
             return
         self._closed = True
+        self._snapshotter.close()
         self._link.close()
+        self._publisher.flush()
         if waiting := len(self.outbox):
             logger.info("MQTT: %d events kept in the outbox for the next start", waiting)
         self.outbox.close()
 
     # -- called by the daemon (any thread): store, the network thread sends --------------------
     def publish(self, result: FrameResult) -> None:
-        """Queue the frame's events (outbox, QoS 1), update the face count and the snapshot."""
+        """Store the frame's events (outbox, one commit, QoS 1), update the face count, ask for a snapshot.
+
+        The events are on disk when this returns; the snapshot is encoded on its own thread.
+        """
         camera = result.frame.camera
-        for event in result.events:
-            self._publisher.add(self.topics.events, event_payload(event), qos=self.config.qos)
+        if result.events:
+            self._publisher.add_many(self.topics.events, [event_payload(e) for e in result.events],
+                                     qos=self.config.qos)
         count = len(result.faces)
         if self._counts.get(camera) != count:
             self._counts[camera] = count
             self._set_retained(self.topics.faces(camera), str(count).encode())
-        jpeg = snapshot_for(result, self._snapshots.get(camera, SnapshotConfig()))
-        if jpeg is not None:
-            self._set_retained(self.topics.snapshot(camera), jpeg)
+        policy = self._snapshots.get(camera, DEFAULT_SNAPSHOT)
+        face = snapshot_request(result, policy)
+        if face is not None:
+            self._snapshotter.submit(camera, result.frame, face, policy)
+
+    def drain_snapshots(self, timeout: float) -> bool:
+        """Wait until the requested snapshots are encoded and queued for the broker (tests, shutdown)."""
+        return self._snapshotter.drain(timeout)
 
     def publish_state(self, camera: str, feature: str, value: str) -> None:
         """Publish ``value`` retained on ``<prefix>/<camera>/<feature>/state`` (kept for reconnects)."""
@@ -170,7 +183,7 @@ class MqttSink:
 
     def stats(self) -> dict[str, object]:
         """Counters: outbox waiting/dropped, refused (set aside), connections, network thread errors."""
-        return {**self._link.stats(), **self._publisher.stats()}
+        return {**self._link.stats(), **self._publisher.stats(), **self._snapshotter.stats()}
 
     def _set_retained(self, topic: str, payload: bytes) -> None:
         with self._lock:

@@ -26,6 +26,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,28 @@ class OutboxError(FaceAgentError, OSError):
 
 class ForeignFileError(sqlite3.DatabaseError):
     """An SQLite file whose tables are not an outbox's (another program's file at our path)."""
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    # SQLite may already have rolled back by itself (disk full); a second ROLLBACK would
+    # replace the real cause with "no transaction is active".
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            logger.debug("outbox rollback failed: %s", exc)
+
+
+def _check_ours(db: sqlite3.Connection) -> None:
+    """Refuse, before writing anything, a database that holds tables of another program."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables.discard("sqlite_sequence")
+    if tables and not tables & {"outbox", "counters"}:
+        raise ForeignFileError(f"it holds the tables {sorted(tables)[:5]}, none of an outbox")
+    for table in tables & COLUMNS.keys():
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if have != COLUMNS[table]:
+            raise ForeignFileError(f"table {table} has the columns {sorted(have)}, not an outbox's")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +139,7 @@ class Outbox:
     def _open(path: Path, sync: str) -> sqlite3.Connection:
         db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=5.0)
         try:
-            Outbox._check_ours(db)
+            _check_ours(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={sync.upper()}")
             db.executescript(SCHEMA)
@@ -124,18 +147,6 @@ class Outbox:
             db.close()
             raise
         return db
-
-    @staticmethod
-    def _check_ours(db: sqlite3.Connection) -> None:
-        """Refuse, before writing anything, a database that holds tables of another program."""
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        tables.discard("sqlite_sequence")
-        if tables and not tables & {"outbox", "counters"}:
-            raise ForeignFileError(f"it holds the tables {sorted(tables)[:5]}, none of an outbox")
-        for table in tables & COLUMNS.keys():
-            have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-            if have != COLUMNS[table]:
-                raise ForeignFileError(f"table {table} has the columns {sorted(have)}, not an outbox's")
 
     @staticmethod
     def _set_aside(path: Path, exc: sqlite3.Error) -> Path:
@@ -191,49 +202,61 @@ class Outbox:
         Raises:
             OutboxError: The disk write failed (full disk, read-only file system).
         """
+        return self.append_many(topic, (payload,), qos=qos, retain=retain)[-1]
+
+    def append_many(self, topic: str, payloads: Sequence[bytes], *, qos: int = 1, retain: bool = False) -> list[int]:
+        """Store several messages in one transaction: all of them are on disk when it returns, or none.
+
+        One commit for a frame's events instead of one per event (a commit is the costly part).
+
+        Returns:
+            The new entries' sequence numbers, in order (only the newest ``max_messages`` of a
+            batch larger than the bound are kept; the others count as dropped).
+
+        Raises:
+            OutboxError: The disk write failed (full disk, read-only file system); nothing was stored.
+        """
+        if not payloads:
+            return []
         with self._lock:
             db = self._conn()
             try:
-                return self._append(db, topic, payload, qos, retain)
+                return self._append(db, topic, payloads, qos, retain)
             except sqlite3.Error as exc:
-                self._rollback(db)
+                _rollback(db)
                 # Not stored means lost unless counted: the count lives in memory until a write succeeds.
-                self._unsaved += 1
+                self._unsaved += len(payloads)
                 raise OutboxError(f"outbox {self.path}: cannot store a message: {exc}") from None
 
-    @staticmethod
-    def _rollback(db: sqlite3.Connection) -> None:
-        # SQLite may already have rolled back by itself (disk full); a second ROLLBACK would
-        # replace the real cause with "no transaction is active".
-        if db.in_transaction:
-            try:
-                db.execute("ROLLBACK")
-            except sqlite3.Error as exc:
-                logger.debug("outbox rollback failed: %s", exc)
-
-    def _append(self, db: sqlite3.Connection, topic: str, payload: bytes, qos: int, retain: bool) -> int:
+    def _append(
+        self, db: sqlite3.Connection, topic: str, payloads: Sequence[bytes], qos: int, retain: bool
+    ) -> list[int]:
         db.execute("BEGIN IMMEDIATE")
-        self._appends += 1
+        before, self._appends = self._appends, self._appends + len(payloads)
         count = self._count
-        if self._appends % RECOUNT_EVERY == 0:
+        if self._appends // RECOUNT_EVERY != before // RECOUNT_EVERY:
             # Another process on the same file (which should not happen) shifts the cached count.
             count = self._scalar("SELECT COUNT(*) FROM outbox")
-        excess, dropped = count + 1 - self.max_messages, 0
+        # A batch larger than the bound keeps its newest entries, like appending them one by one would.
+        kept = payloads[-self.max_messages:]
+        excess, deleted = count + len(kept) - self.max_messages, 0
         if excess > 0:
-            dropped = db.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
-                                 (excess,)).rowcount
+            deleted = max(0, db.execute("DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq "
+                                        "LIMIT ?)", (excess,)).rowcount)
+        dropped = deleted + len(payloads) - len(kept)
         if dropped > 0 or self._unsaved:
             db.execute(BUMP, ("dropped", dropped + self._unsaved))
-        cursor = db.execute(
-            "INSERT INTO outbox(topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
-            (topic, payload, qos, int(retain), time.time()),
-        )
+        now, flag = time.time(), int(retain)
+        db.executemany("INSERT INTO outbox(topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
+                       [(topic, payload, qos, flag, now) for payload in kept])
+        last = self._scalar("SELECT last_insert_rowid()")
         db.execute("COMMIT")
         self._unsaved = 0
         if dropped > 0:
             logger.warning("outbox full (%d messages): dropped the %d oldest", self.max_messages, dropped)
-        self._count = max(0, count - dropped) + 1
-        return int(cursor.lastrowid or 0)
+        self._count = max(0, count - deleted) + len(kept)
+        # The write lock is held from BEGIN IMMEDIATE to COMMIT, so the batch's seqs are consecutive.
+        return list(range(last - len(kept) + 1, last + 1))
 
     def set_aside(self, seq: int, reason: str) -> None:
         """Move entry ``seq`` to the ``refused`` table and count it (a missing one is ignored)."""
@@ -251,20 +274,34 @@ class Outbox:
                            "LIMIT 1 OFFSET ?)", (KEEP_REFUSED,))
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._rollback(db)
+                _rollback(db)
                 raise OutboxError(f"outbox {self.path}: cannot set a message aside: {exc}") from None
             self._count -= max(0, moved)
 
     def remove(self, seq: int) -> bool:
         """Forget an acknowledged entry; returns False if it was not there (e.g. already dropped)."""
+        return self.remove_many((seq,)) > 0
+
+    def remove_many(self, seqs: Iterable[int]) -> int:
+        """Forget acknowledged entries in one transaction; returns how many were there."""
+        rows = [(seq,) for seq in seqs]
+        if not rows:
+            return 0
         with self._lock:
+            db = self._conn()
             try:
-                deleted = self._conn().execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount
+                if len(rows) == 1:
+                    deleted = db.execute("DELETE FROM outbox WHERE seq = ?", rows[0]).rowcount
+                else:
+                    db.execute("BEGIN IMMEDIATE")
+                    deleted = db.executemany("DELETE FROM outbox WHERE seq = ?", rows).rowcount
+                    db.execute("COMMIT")
             except sqlite3.Error as exc:
+                _rollback(db)
                 raise OutboxError(f"outbox {self.path}: cannot remove a message: {exc}") from None
             # Another process may have appended what this one removes: never count below zero.
             self._count = max(0, self._count - max(0, deleted))
-            return deleted > 0
+            return max(0, deleted)
 
     def pending(self, *, after: int = 0, limit: int | None = None) -> list[OutboxEntry]:
         """Waiting entries with ``seq > after``, oldest first, at most ``limit`` of them."""

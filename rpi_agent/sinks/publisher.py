@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Protocol
 
 from rpi_agent.sinks.delivery import Delivery
@@ -47,6 +48,11 @@ def _every(count: int) -> bool:
     return count in (1, 10) or count % 100 == 0
 
 
+def _crossed(before: int, after: int) -> bool:
+    """Whether a count going from ``before`` to ``after`` passed one that :func:`_every` logs."""
+    return before < 1 <= after or before < 10 <= after or after // 100 > before // 100
+
+
 class OutboxPublisher:
     """Outbox + in-flight bookkeeping + the pump.
 
@@ -61,6 +67,7 @@ class OutboxPublisher:
         self.window = window
         self.delivery = Delivery(window=window, drain_timeout=drain_timeout)
         self._strikes: dict[int, int] = {}
+        self._acked: list[int] = []  # acknowledged, removed from the outbox in one transaction per loop turn
         self._unstored: deque[tuple[str, bytes, int]] = deque(maxlen=UNSTORED_KEPT)
         self._due = threading.Event()
         self._last_pump = 0.0
@@ -69,14 +76,24 @@ class OutboxPublisher:
 
     def add(self, topic: str, payload: bytes, *, qos: int) -> None:
         """Store one event for delivery (any thread). An event that cannot be stored is counted as dropped."""
+        self.add_many(topic, (payload,), qos=qos)
+
+    def add_many(self, topic: str, payloads: Sequence[bytes], *, qos: int) -> None:
+        """Store several events in one outbox transaction, committed before any of them can be sent.
+
+        Events that cannot be stored are counted as dropped and kept in memory to be sent once.
+        """
+        if not payloads:
+            return
         try:
-            self.outbox.append(topic, payload, qos=qos)
+            self.outbox.append_many(topic, payloads, qos=qos)
         except OutboxError as exc:
-            self._store_failures += 1
-            if _every(self._store_failures):
+            before = self._store_failures
+            self._store_failures += len(payloads)
+            if _crossed(before, self._store_failures):
                 logger.error("MQTT: %s; counted in outbox_dropped (%d so far), sent once if the broker is "
                              "connected", exc, self._store_failures)
-            self._unstored.append((topic, payload, qos))
+            self._unstored.extend((topic, payload, qos) for payload in payloads)
         self._due.set()
 
     def waiting(self) -> bool:
@@ -90,6 +107,7 @@ class OutboxPublisher:
 
     def disconnected(self) -> list[int]:
         """The connection dropped; strike the oldest entry in flight. Returns the seqs set aside."""
+        self.flush()
         was_connected = self.delivery.is_connected
         self.delivery.disconnected()
         oldest = self.delivery.oldest_inflight()
@@ -104,6 +122,7 @@ class OutboxPublisher:
 
     def reset(self) -> None:
         """A new client holds nothing: replay from the outbox."""
+        self.flush()
         self.delivery.reset()
         self._due.set()
 
@@ -115,11 +134,26 @@ class OutboxPublisher:
         if refusal is not None:
             self._set_aside(seq, f"the broker refused it: {refusal}")
         else:
-            self._remove(seq)
+            self._acked.append(seq)
         self._due.set()
+
+    def flush(self) -> None:
+        """Remove the acknowledged entries from the outbox (network thread, or after it ended).
+
+        Acknowledgements are collected and removed together, once per loop turn: one commit for
+        many. One not yet removed when the process dies is sent again (consumers drop duplicates).
+        """
+        if not self._acked:
+            return
+        seqs, self._acked = self._acked, []
+        try:
+            self.outbox.remove_many(seqs)
+        except OutboxError as exc:
+            self._count_error(str(exc))
 
     def pump(self, link: Sender) -> None:
         """Hand waiting entries to the client, in order, within the window (network thread)."""
+        self.flush()
         now = time.monotonic()
         if not self._due.is_set() and now - self._last_pump < REPUMP_SECONDS:
             return
@@ -144,7 +178,7 @@ class OutboxPublisher:
                 if mid is None:
                     return
                 if self.delivery.sent(mid=mid, seq=entry.seq):
-                    self._remove(entry.seq)
+                    self._acked.append(entry.seq)
                 if not link.connected:
                     return
             if len(entries) == room:
@@ -173,12 +207,6 @@ class OutboxPublisher:
         if _every(refused):
             logger.error("MQTT: event #%d set aside: %s (%d so far; kept in the outbox's refused table)",
                          seq, reason, refused)
-
-    def _remove(self, seq: int) -> None:
-        try:
-            self.outbox.remove(seq)
-        except OutboxError as exc:
-            self._count_error(str(exc))
 
     def _count_error(self, message: str) -> None:
         self._errors += 1

@@ -1,4 +1,5 @@
-"""JPEG snapshots of faces for the MQTT sink: when to take one, and the encoding (OpenCV).
+"""JPEG snapshots of faces for the MQTT sink: when to take one, the encoding (OpenCV), and the
+worker thread that encodes them off the frame loop.
 
 Example:
     >>> jpeg = encode_snapshot(frame, face, crop=True, quality=80)  # doctest: +SKIP
@@ -8,13 +9,20 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import logging
+import os
+import threading
+from collections.abc import Callable, Collection
 
 import numpy as np
 
 from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.domain import FaceEvent, Frame, FrameResult, TrackedFace
 
+log = logging.getLogger(__name__)
+
+NICE = 10
+"""Nice value of the snapshot thread (the daemon's other threads keep theirs)."""
 CROP_MARGIN = 0.4
 """Fraction of the face box added on each side when cropping, so the crop shows the head."""
 
@@ -72,11 +80,95 @@ def encode_snapshot(frame: Frame, face: TrackedFace, *, crop: bool, quality: int
     return buf.tobytes() if ok else None
 
 
-def snapshot_for(result: FrameResult, policy: SnapshotConfig) -> bytes | None:
-    """The JPEG to publish for this frame, if any: for the last event that wants one."""
-    if not policy.enabled:
+def snapshot_request(result: FrameResult, policy: SnapshotConfig) -> TrackedFace | None:
+    """The face of the last event that wants a snapshot, if any (cheap: nothing is encoded)."""
+    if not policy.enabled or (result.frame.rgb is None and result.frame.snapshot is None):
         return None
     for event in reversed(result.events):
         if wants_snapshot(event, zones=policy.zones):
-            return encode_snapshot(result.frame, event.after, crop=policy.crop, quality=policy.quality)
+            return event.after
     return None
+
+
+class SnapshotWorker:
+    """Encodes snapshots on its own thread, so the frame loop never waits for the JPEG encoder.
+
+    One request waits per camera. A newer one replaces it (the snapshot topic is retained: only
+    the latest counts) and the replaced one is counted in ``dropped``; so is one submitted after
+    :meth:`close`. Only snapshots pass here, never events. The frame is kept by reference, not
+    copied: sources hand out a new array for every frame.
+
+    Args:
+        deliver: ``deliver(camera, jpeg)``, called on the worker thread.
+    """
+
+    def __init__(self, deliver: Callable[[str, bytes], None]) -> None:
+        self._deliver = deliver
+        self._cond = threading.Condition()
+        self._waiting: dict[str, tuple[Frame, TrackedFace, SnapshotConfig]] = {}
+        self._busy = self._closed = False
+        self._thread: threading.Thread | None = None
+        self.encoded = 0
+        self.dropped = 0
+        self.failed = 0
+
+    def submit(self, camera: str, frame: Frame, face: TrackedFace, policy: SnapshotConfig) -> None:
+        """Ask for a snapshot of ``face`` in ``frame`` (any thread; returns at once)."""
+        with self._cond:
+            if self._closed:
+                self.dropped += 1
+                return
+            if camera in self._waiting:
+                self.dropped += 1  # replaced by this newer one
+            self._waiting[camera] = (frame, face, policy)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _next(self) -> tuple[str, tuple[Frame, TrackedFace, SnapshotConfig]] | None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._waiting or self._closed)
+            if not self._waiting:
+                return None
+            self._busy = True
+            camera = next(iter(self._waiting))
+            return camera, self._waiting.pop(camera)
+
+    def _run(self) -> None:
+        try:
+            # Linux nice value of this thread alone: on a busy CPU the frame loop and the event delivery go
+            # first, and this thread falls behind (its requests replaced and counted) instead of them.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+        except (AttributeError, OSError) as exc:
+            log.debug("snapshot thread keeps its priority: %s", exc)
+        while (job := self._next()) is not None:
+            camera, (frame, face, policy) = job
+            try:
+                jpeg = encode_snapshot(frame, face, crop=policy.crop, quality=policy.quality)
+                if jpeg is not None:
+                    self._deliver(camera, jpeg)
+                    self.encoded += 1
+            except Exception:  # a bad frame must not end the worker: the next snapshot may be fine
+                self.failed += 1
+                log.exception("camera %s: snapshot failed", camera)
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until every request was encoded and delivered; returns whether that happened in time."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._waiting and not self._busy, timeout)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Encode what waits (up to ``timeout`` s), then end the thread; idempotent."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def stats(self) -> dict[str, int]:
+        """``snapshots`` encoded, ``snapshots_dropped`` (replaced by a newer one, or too late)."""
+        return {"snapshots": self.encoded, "snapshots_dropped": self.dropped, "snapshot_errors": self.failed}

@@ -10,14 +10,21 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import json
-import uuid
+import secrets
 from dataclasses import dataclass
 
 from rpi_agent.config.mqtt import MAX_TOPIC_BYTES, topic_problem
 from rpi_agent.domain import FaceEvent
 
 __all__ = ["MAX_TOPIC_BYTES", "Topics", "event_payload", "topic_problem"]
+
+# message_id: 64 random bits drawn once per process, then a counter (32 hex digits, like a UUID's):
+# unique across restarts without a random draw (a system call) per message.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNTER = itertools.count()
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,5 +80,9 @@ def event_payload(event: FaceEvent) -> bytes:
     ``after.id`` names the face for its whole life (``new`` … ``end``); ``message_id`` names one
     message, so a consumer can drop the duplicates that at-least-once delivery may bring.
     """
-    body = {"message_id": uuid.uuid4().hex, **event.to_dict()}
-    return json.dumps(body, separators=(",", ":")).encode()
+    after = event.after.to_dict()
+    # FaceEvent.to_dict's shape; a new face is its own "before": converted once.
+    before = after if event.before is event.after else event.before.to_dict()
+    body = {"message_id": f"{_ID_PREFIX}{next(_ID_COUNTER):016x}", "type": event.type, "before": before,
+            "after": after}
+    return _ENCODER.encode(body).encode()

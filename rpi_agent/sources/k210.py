@@ -32,6 +32,18 @@ log = logging.getLogger(__name__)
 FRAME_WIDTH = 320
 FRAME_HEIGHT = 240
 MAX_LINE = 16384  # bytes; a longer run without a newline is noise, not a frame
+# Board errors no reset or retry can fix (wrong kmodel, wrong firmware, no card): the source
+# stops with a SourceError naming the cause instead of waiting for frames that never come.
+FATAL_BOARD_ERRORS = {
+    "kmodel_version": "wrong kmodel version",
+    "kmodel_truncated": "truncated kmodel",
+    "kmodel_format": "not a kmodel",
+    "kmodel_outputs": "not the face model",
+    "kmodel_load": "firmware cannot load the kmodel",
+    "no_kpu": "firmware without KPU support",
+    "kpu_api": "firmware KPU API cannot read the model's outputs",
+    "no_sd": "no SD card",
+}
 
 
 @dataclass(slots=True)
@@ -87,6 +99,16 @@ def parse_line(line: bytes, *, width: int = FRAME_WIDTH, height: int = FRAME_HEI
     if not isinstance(faces, list):
         raise ProtocolError('no "faces" list')
     return [_face(item, width, height) for item in faces]
+
+
+def board_error_code(line: bytes) -> str | None:
+    """The ``code`` of a board error line (main.py sends one with every error), if any."""
+    try:
+        msg = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    code = msg.get("code") if isinstance(msg, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _open_pyserial(port: str, baud: int, timeout: float) -> Any:
@@ -159,7 +181,11 @@ class K210Source:
         return self.detections()
 
     def detections(self) -> Iterator[tuple[float, list[Detection]]]:
-        """``(timestamp, faces)`` per valid frame line, until :meth:`close`."""
+        """``(timestamp, faces)`` per valid frame line, until :meth:`close`.
+
+        Raises:
+            SourceError: The board reported a problem only the user can fix (see FATAL_BOARD_ERRORS).
+        """
         for line in self._lines():
             stamp = time.time()
             try:
@@ -170,6 +196,9 @@ class K210Source:
                 continue
             if isinstance(result, str):
                 self.counters.board_errors += 1
+                code = board_error_code(line)
+                if code in FATAL_BOARD_ERRORS:
+                    raise SourceError(f"{self.port}: K210 board: {FATAL_BOARD_ERRORS[code]}: {result}")
                 log.warning("%s: board reports: %s", self.port, result)
                 continue
             self.counters.frames += 1

@@ -89,7 +89,7 @@ def parse_source(text: str) -> SourceSpec:
     if text.startswith("k210:"):
         port, baud = _k210_port(text)
         return SourceSpec(text, "k210", port=port, baud=baud)
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return SourceSpec(text, "device", index=int(text))
     if text.startswith("/dev/"):
         return SourceSpec(text, "device")
@@ -102,7 +102,7 @@ def _picamera_index(text: str) -> int:
     _, _, index = text.partition(":")
     if not index:
         return 0
-    if not index.isdigit():
+    if not (index.isascii() and index.isdigit()):
         raise ConfigError(f"source {text!r}: expected picamera or picamera:N with N a camera number")
     return int(index)
 
@@ -116,6 +116,6 @@ def _k210_port(text: str) -> tuple[str, int]:
     if unknown:
         raise ConfigError(f"source {text!r}: unknown option(s) {', '.join(sorted(unknown))}; only baud is known")
     baud_text = params.get("baud", [str(K210_DEFAULT_BAUD)])[-1]
-    if not baud_text.isdigit() or int(baud_text) not in K210_BAUDS:
+    if not (baud_text.isascii() and baud_text.isdigit()) or int(baud_text) not in K210_BAUDS:
         raise ConfigError(f"source {text!r}: baud must be one of {', '.join(map(str, K210_BAUDS))}")
     return port, int(baud_text)

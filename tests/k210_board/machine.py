@@ -36,6 +36,9 @@ class UART:
         state["uart"] = {"id": 0, "baud": baudrate}
 
     def write(self, data):
+        from _kpu_sim import heap_probe
+
+        heap_probe()  # the frame's faces and its JSON line are live here (error lines: no frame yet)
         if isinstance(data, bytes):
             data = data.decode()
         for line in data.split("\n"):
