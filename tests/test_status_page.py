@@ -122,6 +122,19 @@ def test_frames_are_encoded_on_request_once():
     assert len(view["events"]) == 12 and view["events"][0]["serial"] == 50  # newest first, capped
 
 
+def test_the_frame_shows_landmarks_when_the_model_has_them():
+    from rpi_agent.domain import TrackedFace
+    from rpi_agent.status.board import draw
+
+    rgb = np.full((240, 320, 3), 90, np.uint8)
+    points = ((130.0, 100.0), (190.0, 100.0), (160.0, 130.0), (138.0, 160.0), (182.0, 160.0))
+    plain = TrackedFace("a", "door", (100.0, 60.0, 220.0, 200.0), 0.9, 0.9, 120.0 * 140.0)
+    marked = TrackedFace("a", "door", plain.box, 0.9, 0.9, plain.area, landmarks=points)
+    without, with_points = draw(rgb, [plain]), draw(rgb, [marked])
+    for x, y in points:
+        assert (without[int(y), int(x)] == 90).all() and not (with_points[int(y), int(x)] == 90).all()
+
+
 def chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:

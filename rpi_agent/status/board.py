@@ -195,10 +195,10 @@ class StatusBoard:
 
 
 def draw(rgb: np.ndarray, faces: Sequence[TrackedFace]) -> np.ndarray:
-    """A copy of the frame with each face's box and score drawn."""
+    """A copy of the frame with each face's box, score and (from models that have them) landmarks drawn."""
     from rpi_agent.imaging.annotate import draw_faces
 
-    return draw_faces(rgb, [Detection(f.box, f.score) for f in faces])
+    return draw_faces(rgb, [Detection(f.box, f.score, f.landmarks) for f in faces])
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes | None:
