@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
         --stages) STAGES=$2; shift 2 ;;
         --repeat) REPEAT=$2; shift 2 ;;
         --engine) ENGINE=$2; shift 2 ;;
-        -h|--help) sed -n "2,20p" "$0"; exit 0 ;;
+        -h|--help) sed -n "2,19p" "$0"; exit 0 ;;
         *) echo "insn_count: unknown option: $1" >&2; exit 64 ;;
     esac
 done
