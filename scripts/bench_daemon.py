@@ -22,8 +22,15 @@ acknowledged every event (a daemon whose MQTT thread falls behind is no faster t
 ``frame_loop_fps`` leaves the delivery out). ``bare_sequential`` (decode then detect on one thread) is
 run once per round too, for reference.
 
+With ``--status`` each round also runs the daemon three more ways, in an order that rotates from round
+to round so drift hits each alike: status page off, on with nobody watching (``idle``), and on with a
+viewer fetching ``api/status`` and ``frame/<camera>.jpg`` every half second (``watched``, from the
+first frame on); the report gives each median fps and its ratio to "off", the page views, and what
+handing a frame to an unwatched page costs the frame loop (``board_frame_us``, timed in this process).
+
 Usage:
     .venv/bin/python scripts/bench_daemon.py [--model RFB-320] [--size 640x480] [--repeat 2] [--rounds 3]
+                                             [--status]
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from bench_status_page import STATUS_MODES, status_report, view_page
 
 TARGET_RATIO = 0.90
 TARGET_RSS_MB = 80.0
@@ -105,7 +114,8 @@ def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: lis
     return count
 
 
-def bench_config(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path) -> Any:
+def bench_config(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path, *,
+                 status: str = "off") -> Any:
     from rpi_agent.config import parse_config
 
     return parse_config({
@@ -116,6 +126,7 @@ def bench_config(folder: Path, model: str, threads: int, mqtt_port: int | None, 
         "cameras": [{"name": "bench", "source": str(folder), "fps": 0.0, "hold_frames": 1, "tracker": {"min_hits": 2},
                      "gpio": {"relay_pin": 17, "led_pin": 27, "relay_seconds": 0.5}}],
         "paths": {"state_dir": str(state)},
+        "status": {"enabled": status != "off", "port": 0},
     })
 
 
@@ -157,25 +168,30 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
             "peak_rss_mb": peak_rss_mb()}
 
 
-def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path) -> dict[str, object]:
-    from rpi_agent.cli import configure_logging
+def timed_daemon(config: Any, *, watch: bool) -> Any:
+    """The daemon, noting when the first and last frames were processed and its final stats."""
     from rpi_agent.runtime.daemon import Daemon
 
     class TimedDaemon(Daemon):
-        """The daemon, noting when the first and last frames were processed and its final stats."""
-
         def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
             super().__init__(*args, **kwargs)
             self.first = self.last = self.delivered = self.cpu_first = self.cpu_delivered = 0.0
             self.threads: dict[str, float] = {}
             self.final: dict[str, object] = {}
+            self.views = [0]  # page views so far, counted by the viewer thread
 
         def _publish(self, result, *, count=True):  # type: ignore[no-untyped-def]
             super()._publish(result, count=count)
             if count:  # frames only: the closing results of the shutdown are no frames
                 self.last = time.perf_counter()
+                if not self.first and watch and self.watchers.server is not None:
+                    threading.Thread(target=view_page, name="viewer", daemon=True, args=(
+                        self.watchers.server.port, "bench", self._frames_done, self.views)).start()
                 self.first = self.first or self.last
                 self.cpu_first = self.cpu_first or time.process_time()
+
+        def _frames_done(self) -> bool:
+            return self.stop_event.is_set() or self.mailbox.all_finished()
 
         def _loop(self) -> None:
             super()._loop()
@@ -189,11 +205,19 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
             self.final = super().report_stats()
             return self.final
 
+    return TimedDaemon(config, gpio_factory="mock")
+
+
+def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, state: Path, *,
+               status: str = "off") -> dict[str, object]:
+    from rpi_agent.cli import configure_logging
+
     configure_logging(0, False)  # what `faceagent run` logs, to stderr (the parent reads it, like journald)
-    daemon = TimedDaemon(bench_config(folder, model, threads, mqtt_port, state), gpio_factory="mock")
+    daemon = timed_daemon(bench_config(folder, model, threads, mqtt_port, state, status=status),
+                          watch=status == "watched")
     started = time.perf_counter()
     daemon.run()
-    final, frames = daemon.final, int(daemon.final.get("frames_total", 0))  # type: ignore[call-overload]
+    final, frames = daemon.final, int(daemon.final.get("frames_total", 0))
     cameras = final.get("cameras", {})
     return {
         "fps": round((frames - 1) / (daemon.delivered - daemon.first), 2) if frames > 1 else 0.0,
@@ -206,7 +230,7 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
         "startup_and_shutdown_s": round(time.perf_counter() - started - (daemon.delivered - daemon.first), 2),
         "mqtt": {k: final.get(k) for k in ("outbox_waiting", "outbox_dropped", "snapshots_dropped")}
         if mqtt_port else "disabled (mosquitto not installed)",
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(), "status_page": status, "page_views": daemon.views[0],
     }
 
 
@@ -236,7 +260,8 @@ def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int] | None
 def worker(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     if args.worker == "daemon":
-        result = run_daemon(folder, args.model, args.threads, args.mqtt_port, Path(args.state))
+        result = run_daemon(folder, args.model, args.threads, args.mqtt_port, Path(args.state),
+                            status=args.status_mode)
     else:
         result = run_bare(folder, args.model, args.threads, pipelined=args.worker == "bare")
     print(json.dumps(result))
@@ -254,17 +279,29 @@ def spawn(kind: str, args: argparse.Namespace, folder: Path, extra: list[str]) -
     return result
 
 
+def round_order(index: int, *, status: bool) -> list[str]:
+    """The runs of round ``index``: who goes first alternates (and rotates, for the status page modes),
+    so a load change within a round hits each alike."""
+    order = ["bare", "daemon"] if index % 2 == 0 else ["daemon", "bare"]
+    order.append("bare_sequential")
+    if status:
+        shift = index % len(STATUS_MODES)
+        order += [f"status_{mode}" for mode in STATUS_MODES[shift:] + STATUS_MODES[:shift]]
+    return order
+
+
 def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str, list[dict[str, Any]]]:
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "daemon": [], "bare_sequential": []}
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in round_order(0, status=args.status)}
     broker = start_mosquitto(tmpdir)
     try:
         for index in range(args.rounds):
-            # Alternate who goes first, so a load change within a round hits both alike.
-            order = ("bare", "daemon") if index % 2 == 0 else ("daemon", "bare")
-            for kind in (*order, "bare_sequential"):
-                state = tmpdir / f"state-{index}"  # a fresh outbox each round
+            for kind in round_order(index, status=args.status):
+                state = tmpdir / f"state-{index}-{kind}"  # a fresh outbox each run
                 extra = ["--state", str(state)] + (["--mqtt-port", str(broker[1])] if broker else [])
-                runs[kind].append(spawn(kind, args, folder, extra if kind == "daemon" else []))
+                if kind.startswith("status_"):
+                    extra += ["--status-mode", kind.removeprefix("status_")]
+                worker = "daemon" if kind.startswith(("daemon", "status_")) else kind
+                runs[kind].append(spawn(worker, args, folder, extra if worker == "daemon" else []))
     finally:
         if broker:
             broker[0].terminate()
@@ -278,7 +315,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "last_round": runs[-1]}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="RFB-320", help="built variant or .tflite path (default RFB-320)")
@@ -287,10 +324,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="passes over the photos (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating bare/daemon rounds (default 3)")
     parser.add_argument("--photos", help="only these photos, e.g. 5,13,22 (few faces, like a door camera)")
+    parser.add_argument("--status", action="store_true",
+                        help="also run the daemon with the status page off / on, unwatched / on, watched")
     parser.add_argument("--worker", choices=("bare", "bare_sequential", "daemon"), help=argparse.SUPPRESS)
+    parser.add_argument("--status-mode", choices=STATUS_MODES, default="off", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--mqtt-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--state", help=argparse.SUPPRESS)
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -320,6 +365,7 @@ def main() -> None:
         "daemon_vs_sequential_fps": round(daemon["fps"] / sequential["fps"], 3),
         "daemon_vs_bare_cpu_per_frame": round(daemon["cpu_ms_per_frame"] / bare["cpu_ms_per_frame"], 3),
         "round_ratios": [round(d["fps"] / b["fps"], 3) for b, d in zip(runs["bare"], runs["daemon"], strict=True)],
+        **({"status_page": status_report(runs)} if args.status else {}),
         "acceptance": {"fps_ratio_at_least_0.90": ratio >= TARGET_RATIO,
                        "daemon_peak_rss_at_most_80_mb": daemon["peak_rss_mb"] <= TARGET_RSS_MB},
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
