@@ -117,7 +117,7 @@ def test_models_that_run_would_fail_on(write, capsys, tmp_path):
         str(constant_model(tmp_path / "few.tflite", [(1, 100, 2), (1, 100, 4)])):
             "model outputs 100 boxes but the priors for 320x240 number 4420",
         str(constant_model(tmp_path / "other.tflite", [(1, 100, 7)])):
-            "outputs [[1, 100, 7]] are not (scores [1,N,2], boxes [1,N,4])",
+            "outputs [[1, 100, 7]] are not (scores [1,N,2], boxes [1,N,4][, landmarks [1,N,10]])",
         "RFB-320:fp16": "unknown precision 'fp16'",
         "no-such-variant": "is not built",
     }

@@ -14,7 +14,7 @@ from rpi_agent.domain import Detection
 from rpi_agent.evaluation.agreement import compare
 from rpi_agent.evaluation.runner import EVAL_OPTIONS
 from rpi_agent.imaging.files import load_rgb
-from rpi_agent.runtime.daemon import Daemon
+from rpi_agent.runtime.daemon import build_face_detector
 
 CROWDS = ("17.jpg", "25.jpg")  # 240 and 250 faces at 0.3
 THRESHOLDS = (0.3, 0.6)
@@ -49,7 +49,7 @@ def test_daemon_detector_finds_every_face_of_a_crowd(built_model, faces_dir, thr
     model = built_model("RFB-320")
     config = parse_config({"detector": {"model": str(model), "threshold": threshold},
                            "cameras": [{"name": "door", "source": str(faces_dir)}]})
-    detector = Daemon(config)._build_detector()
+    detector = build_face_detector(config.detector)
     assert detector is not None
     for name in CROWDS:
         found = detector.detect(load_rgb(faces_dir / name)).faces

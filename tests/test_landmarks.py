@@ -59,8 +59,8 @@ def test_layout_is_read_from_the_output_rows_and_a_mismatch_is_refused() -> None
     assert layout_for(width=320, height=240, rows=4420, has_landmarks=False, label="m") is ULTRA_LIGHT
     assert layout_for(width=320, height=240, rows=4420, has_landmarks=True, label="m") is SSD_LANDMARK
     assert layout_for(width=320, height=256, rows=3360, has_landmarks=True, label="m") is RETINAFACE
-    with pytest.raises(ModelError, match="outputs 4420 boxes, but the priors for 640x480 number ssd-landmark 17640, "
-                                         "retinaface 12600; the file does not match its priors"):
+    with pytest.raises(ModelError, match=r"outputs 4420 boxes but the priors for 640x480 number 17640 \(ssd-landmark\) "
+                                         r"or 12600 \(retinaface\); the file does not match its priors"):
         layout_for(width=640, height=480, rows=4420, has_landmarks=True, label="m")
 
 

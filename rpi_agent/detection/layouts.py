@@ -63,6 +63,6 @@ def layout_for(*, width: int, height: int, rows: int, has_landmarks: bool, label
     for layout in candidates:
         if counts[layout.name] == rows:
             return layout
-    expected = ", ".join(f"{name} {count}" for name, count in counts.items())
-    raise ModelError(f"{label}: model outputs {rows} boxes, but the priors for {width}x{height} number "
+    expected = " or ".join(f"{count} ({name})" for name, count in counts.items())
+    raise ModelError(f"{label}: model outputs {rows} boxes but the priors for {width}x{height} number "
                      f"{expected}; the file does not match its priors")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rpi_agent import __version__
-from rpi_agent.config import AppConfig
+from rpi_agent.config import AppConfig, DetectorConfig
 from rpi_agent.detection.base import Detector, ReportedFaces
 from rpi_agent.domain import FrameResult
 from rpi_agent.errors import ConfigError, SourceError
@@ -80,22 +80,6 @@ class Daemon:
         self._stats_timer = self._status_timer = Every(0.0, now=0.0)
 
     # -- building -------------------------------------------------------------------------------
-    def _build_detector(self) -> Detector:
-        """The TFLite face detector, loaded once and shared by every camera with pixels."""
-        from rpi_agent.detection.decoder import DecodeOptions
-        from rpi_agent.detection.face_detector import FaceDetector
-
-        cfg = self.config.detector
-        detector = FaceDetector.from_model(
-            cfg.model, num_threads=cfg.threads,
-            resize=None if cfg.resize == "auto" else cfg.resize,  # type: ignore[arg-type]
-            options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou,
-                                  box_voting=cfg.box_voting),
-        )
-        log.info("detector %s (%dx%d input, %d thread(s), %s)", detector.detector.path,
-                 detector.detector.width, detector.detector.height, cfg.threads, detector.resize)
-        return detector
-
     def _build_gpio(self) -> None:
         wired = [c for c in self.config.cameras if c.gpio.enabled]
         if not wired:
@@ -141,7 +125,7 @@ class Daemon:
             if spec.detects_faces:
                 detector: Detector = ReportedFaces()
             else:
-                shared = shared or self._build_detector()
+                shared = shared or build_face_detector(self.config.detector)
                 detector = shared
             self.pipelines[camera.name] = Pipeline(camera, detector, min_score=self.config.min_score(camera))
             source = open_source(spec, camera, lores_size=detector.input_size or DEFAULT_LORES,
@@ -304,3 +288,18 @@ def _guarded(what: str, step: Callable[[], object]) -> None:
         step()
     except Exception:
         log.exception("shutdown: %s failed", what)
+
+
+def build_face_detector(cfg: DetectorConfig) -> Detector:
+    """The TFLite face detector of the ``[detector]`` section, loaded once and shared by every camera with pixels."""
+    from rpi_agent.detection.decoder import DecodeOptions
+    from rpi_agent.detection.face_detector import FaceDetector
+
+    detector = FaceDetector.from_model(
+        cfg.model, num_threads=cfg.threads,
+        resize=None if cfg.resize == "auto" else cfg.resize,  # type: ignore[arg-type]
+        options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou, box_voting=cfg.box_voting),
+    )
+    log.info("detector %s (%dx%d input, %d thread(s), %s)", detector.detector.path,
+             detector.detector.width, detector.detector.height, cfg.threads, detector.resize)
+    return detector
