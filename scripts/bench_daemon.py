@@ -53,6 +53,8 @@ from typing import Any
 
 from bench_status_page import STATUS_MODES, status_report, view_page
 
+from rpi_agent.evaluation.machine import cpu_model
+
 TARGET_RATIO = 0.90
 TARGET_RSS_MB = 80.0
 
@@ -74,18 +76,6 @@ def thread_cpu_s() -> dict[str, float]:
         name = names.get(int(task.name), "other")
         found[name] = round(found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
     return found
-
-
-def cpu_model() -> str:
-    """``model name`` of /proc/cpuinfo with the family and model numbers (a VM may show a bare vendor name)."""
-    try:
-        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
-                    if ":" in line)
-    except OSError:
-        return platform.processor() or platform.machine()
-    info = {k.strip(): v.strip() for k, v in info.items()}
-    name = info.get("model name") or platform.processor() or platform.machine()
-    return f"{name} (family {info['cpu family']} model {info['model']})" if "cpu family" in info else name
 
 
 def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: list[str] | None = None) -> int:

@@ -18,6 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rpi_agent.evaluation.machine import cpu_model
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -45,16 +47,6 @@ def measure(path: Path) -> dict[str, object]:
                          check=True).stdout.split()
     return {"outcome": out[0].replace("_", " "), "seconds": round(float(out[1]), 3),
             "peak_rss_mb": round(int(out[2]) / 1024, 1)}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

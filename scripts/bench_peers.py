@@ -45,6 +45,7 @@ import numpy as np
 from rpi_agent.detection.decoder import FLOAT
 from rpi_agent.detection.preprocess import fit_to_input
 from rpi_agent.detection.tflite import RawOutput, TFLiteDetector
+from rpi_agent.evaluation.machine import cpu_info
 from rpi_agent.paths import model_file, models_dir, shared_dir
 
 WIDTH, HEIGHT = 320, 240
@@ -301,19 +302,6 @@ def load_frames(folder: Path) -> list[np.ndarray]:
     return [fit_to_input(load_rgb(p), WIDTH, HEIGHT, "stretch")[0] for p in photos]
 
 
-def cpu() -> dict[str, Any]:
-    info = {"machine": platform.machine(), "model": None, "flags": None}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "flags", "Features") and info.get(key.strip()) is None:
-                info["model" if key.strip() == "model name" else "flags"] = value.strip()
-    except OSError:
-        pass
-    info["cores"] = os.cpu_count()
-    return info
-
-
 def versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -415,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         images, truth = list_val_images(wider / "val_dev" / "images"), load_ground_truth(wider / "ground_truth")
         for key, engine in engines.items():
             rows[key]["ap"] = widerface_ap(engine, images, truth)
-    result = {"cpu": cpu(), "python": platform.python_version(), "packages": versions(), "threads": 1,
+    result = {"cpu": cpu_info(), "python": platform.python_version(), "packages": versions(), "threads": 1,
               "input": f"{WIDTH}x{HEIGHT} stretch", "frames": len(frames), "rounds": args.rounds,
               "engines": rows, "refused": refused, "extra": [e.partition("=")[0] for e in args.extra]}
     if args.plot:

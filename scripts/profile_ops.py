@@ -26,15 +26,7 @@ from typing import Any
 
 import numpy as np
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from rpi_agent.evaluation.machine import cpu_model
 
 
 def prefix_model(model: Any, k: int) -> bytes:

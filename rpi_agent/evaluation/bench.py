@@ -23,6 +23,7 @@ from rpi_agent.detection.preprocess import ResizeMode, fit_to_input
 from rpi_agent.detection.quantization import dequantize
 from rpi_agent.domain import Detection
 from rpi_agent.errors import ModelError, RuntimeMissingError
+from rpi_agent.evaluation.machine import cpu_model
 from rpi_agent.paths import model_file, models_dir, shared_dir
 
 log = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ def environment(num_images: int, rounds: int, resize: ResizeMode = DEFAULT_RESIZ
         except PackageNotFoundError:
             versions[package] = None
     return {
-        "machine": platform.machine(), "processor": platform.processor() or None,
+        "machine": platform.machine(), "cpu": cpu_model(),
         "python": platform.python_version(), "packages": versions, "threads": 1,
         "images": num_images, "rounds": rounds, "resize": resize,
     }
