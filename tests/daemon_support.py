@@ -108,23 +108,29 @@ def build_scenes(folder: Path, photos: list[Path], detector: FaceDetector, *, re
     return scenes
 
 
-def write_config(path: Path, *, port: int, prefix: str, folder: Path, state_dir: Path, model: Path, fps: float,
-                 min_hits: int, max_age_frames: int, client_id: str) -> Path:
-    path.write_text(f"""
-[detector]
+def head(model: Path, *, port: int, prefix: str, client_id: str) -> str:
+    """The ``[detector]`` and ``[mqtt]`` tables of a test daemon: a local broker, quick reconnects,
+    no password, no Home Assistant discovery; ends inside ``[mqtt]`` so a caller may add keys."""
+    return f"""[detector]
 model = "{model}"
+[mqtt.home_assistant]
+enabled = false
 [mqtt]
 host = "127.0.0.1"
 port = {port}
 topic_prefix = "{prefix}"
 client_id = "{client_id}"
-keepalive = 5
 reconnect_min = 0.2
 reconnect_max = 1.0
 password_env = "FACEAGENT_TEST_UNSET_PASSWORD"
-password_credential = ""
-[mqtt.home_assistant]
-enabled = false
+password_credential = ''"""
+
+
+def write_config(path: Path, *, port: int, prefix: str, folder: Path, state_dir: Path, model: Path, fps: float,
+                 min_hits: int, max_age_frames: int, client_id: str) -> Path:
+    path.write_text(f"""
+{head(model, port=port, prefix=prefix, client_id=client_id)}
+keepalive = 5
 [[cameras]]
 name = "{CAMERA}"
 source = "{folder}"
@@ -238,19 +244,7 @@ def looping_face_config(tmp_path: Path, broker, photo: Path, model: Path, prefix
     (folder / "1.jpg").symlink_to(photo)
     path = tmp_path / "config.toml"
     path.write_text(f"""
-[detector]
-model = "{model}"
-[mqtt]
-host = "127.0.0.1"
-port = {broker.port}
-topic_prefix = "{prefix}"
-client_id = "sig-{prefix}"
-reconnect_min = 0.2
-reconnect_max = 1.0
-password_env = "FACEAGENT_TEST_UNSET_PASSWORD"
-password_credential = ""
-[mqtt.home_assistant]
-enabled = false
+{head(model, port=broker.port, prefix=prefix, client_id=f"sig-{prefix}")}
 [[cameras]]
 name = "{CAMERA}"
 source = "{folder}"
