@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 from rpi_agent.errors import ModelError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -93,7 +96,7 @@ def _short(text: str) -> str:
 
 
 def resolve_model(model: str | Path) -> Path:
-    """A model path from a file path, ``NAME`` (INT8 build) or ``NAME:fp32``.
+    """A model path from a file path, ``NAME`` (INT8 build), ``NAME:fp32``, or ``auto`` (:func:`auto_model`).
 
     Raises:
         ModelError: Neither a file path nor a built variant, or a malformed name.
@@ -101,8 +104,60 @@ def resolve_model(model: str | Path) -> Path:
     check_model_spec(model)
     if is_model_path(model):
         return Path(model).expanduser()
+    model = resolve_auto(model)
     name, _, precision = str(model).partition(":")
     path = model_file(name, precision or "int8")
     if not path.is_file():
         raise ModelError(f"model {str(model)!r} is not built ({path} missing): run `faceagent models build {name}`")
     return path
+
+
+AUTO_MODEL = "auto"
+"""``detector.model`` default: the model chosen for the board the daemon runs on (:func:`auto_model`)."""
+
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
+"""The board's name as its firmware gives it, e.g. ``Raspberry Pi 5 Model B Rev 1.0``."""
+
+# Accuracy against cost per board, from docs/accuracy.md ("Which model on a Pi 4 and a Pi 5"): the
+# Pi 5's Cortex-A76 runs the 640x480 RetinaFace in a few frames a second per thread, the Pi 4's A72 the
+# landmark RFB at 320x240 near RFB-320's rate. Boards without a measured choice keep RFB-320.
+BOARD_MODELS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"Raspberry Pi (?:Compute Module )?5(?:00)?\b"), "retinaface-mnet-640"),
+    (re.compile(r"Raspberry Pi (?:Compute Module )?4(?:00|S)?\b"), "RFB-landmark-320"),
+)
+OTHER_BOARD_MODEL = "RFB-320"
+
+
+def board_name(path: Path | None = None) -> str | None:
+    """The board's name from the device tree (NUL-terminated there), or ``None`` off a device-tree board."""
+    try:
+        text = (path or DEVICE_TREE_MODEL).read_bytes().split(b"\0", 1)[0].decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def auto_model(board: str | None) -> str:
+    """The model ``detector.model = "auto"`` means on ``board``.
+
+    Example:
+        >>> auto_model("Raspberry Pi 5 Model B Rev 1.0"), auto_model("Raspberry Pi 4 Model B Rev 1.4")
+        ('retinaface-mnet-640', 'RFB-landmark-320')
+        >>> auto_model(None)
+        'RFB-320'
+    """
+    for pattern, model in BOARD_MODELS:
+        if board and pattern.search(board):
+            return model
+    return OTHER_BOARD_MODEL
+
+
+def resolve_auto(model: str | Path) -> str | Path:
+    """``model`` itself, or for ``auto`` (optionally ``auto:fp32``) this board's model name."""
+    name, sep, precision = str(model).partition(":")
+    if name != AUTO_MODEL or is_model_path(model):
+        return model
+    board = board_name()
+    chosen = auto_model(board)
+    log.info("detector model auto: %s on %s", chosen, board or "a board without a device tree name")
+    return f"{chosen}{sep}{precision}"

@@ -19,9 +19,12 @@
 #   --force              install on an unsupported system (32-bit, not Bookworm) anyway
 #
 # Models: the INT8 model is built from the pretrained weights with a heavy toolchain (PyTorch, ONNX,
-# TensorFlow) that a Pi does not need at run time. Build it on a PC from this repository
-# (`faceagent models build RFB-320`), copy ~/.cache/faceagent/models/RFB-320 to the Pi, and pass
-# --models-from. Models live in /var/lib/faceagent/models (FACEAGENT_CACHE_DIR of the service).
+# TensorFlow) that a Pi does not need at run time. Build it on a PC from this repository: the default
+# config's detector.model = "auto" runs RFB-landmark-320 on a Pi 4 and retinaface-mnet-640 on a Pi 5
+# (`faceagent models auto --board "..."` tells), so `faceagent models build RFB-landmark-320
+# retinaface-mnet-640` (it fetches their weights), then pass
+# --models-from ~/.cache/faceagent/models. Models live in /var/lib/faceagent/models (FACEAGENT_CACHE_DIR
+# of the service).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -189,7 +192,18 @@ configured_model() {
 install_models() {
     local model dest src
     model=$(configured_model)
-    model=${model:-RFB-320}
+    model=${model:-auto}
+    if [ "${model%%:*}" = auto ]; then
+        # An image made with --root may boot a Pi 4 or a Pi 5: "auto" is settled at each start, so
+        # name both boards' models; on the board itself, name its own.
+        if [ -n "$ROOT" ] || [ "$DRY_RUN" = 1 ]; then
+            model="RFB-landmark-320 retinaface-mnet-640"
+            say "detector.model auto: RFB-landmark-320 on a Pi 4, retinaface-mnet-640 on a Pi 5, RFB-320 elsewhere"
+        else
+            model=$("$VENV/bin/faceagent" models auto)
+            say "detector.model auto: $model on this board ($(tr -d '\0' </proc/device-tree/model 2>/dev/null || echo 'no device tree name'))"
+        fi
+    fi
     host install -d -m 0750 "$(target "$STATE")" "$(target "$STATE/models")"
     if [ "$NO_MODELS" = 1 ]; then
         say "skipped: models (--no-models); copy NAME/ folders into $STATE/models before starting"
@@ -204,10 +218,11 @@ install_models() {
         done
     elif [ "$BUILD_MODELS" = 1 ]; then
         say "building $model here (slow: the build tools go into $STATE/venvs)"
-        run env FACEAGENT_CACHE_DIR="$STATE" "$VENV/bin/faceagent" models build "${model%%:*}"
+        # shellcheck disable=SC2086  # the list of names is meant to split
+        run env FACEAGENT_CACHE_DIR="$STATE" "$VENV/bin/faceagent" models build ${model//:fp32/}
     else
-        say "no model copied: build one on a PC (faceagent models build $model), then re-run with"
-        say "  --models-from ~/.cache/faceagent/models   (or copy it to $STATE/models/${model%%:*}/)"
+        say "no model copied: build it on a PC (faceagent models build ${model//:fp32/}), then re-run with"
+        say "  --models-from ~/.cache/faceagent/models   (or copy its NAME/ folder into $STATE/models/)"
     fi
     run chown -R "$USER_NAME:$USER_NAME" "$STATE"
 }

@@ -54,7 +54,9 @@ def test_dry_run_on_a_pi_installs_everything_in_order():
     ]
     positions = [index_of(steps, pattern) for pattern in order]
     assert positions == sorted(positions)
-    assert "no model copied: build one on a PC" in proc.stdout
+    assert "detector.model auto: RFB-landmark-320 on a Pi 4, retinaface-mnet-640 on a Pi 5" in proc.stdout
+    assert "no model copied: build it on a PC (faceagent models build RFB-landmark-320 retinaface-mnet-640)" \
+        in proc.stdout
 
 
 def test_real_install_needs_root():

@@ -6,12 +6,14 @@ import argparse
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from rpi_agent.errors import ConfigError, ModelError
 from rpi_agent.models.fetch import WEIGHTS_ENV, fetch_weights
 from rpi_agent.models.listing import list_models
 from rpi_agent.models.manifest import load_manifest, parse_size
+from rpi_agent.paths import auto_model, board_name
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,7 @@ examples:
   faceagent models build RFB-320@480x360                    # 320 weights at another input size
   faceagent models build RFB-320 --size 640x480 --calib my_photos/ --force
   faceagent models list --json
+  faceagent models auto --board "Raspberry Pi 4 Model B Rev 1.4"   # what detector.model = "auto" runs there
 """
 
 
@@ -67,6 +70,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     lister.add_argument("--json", action="store_true", help="print a JSON array")
     lister.set_defaults(func=run_list)
 
+    _add_auto(sub)
+
+
+def _add_auto(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    auto = sub.add_parser(
+        "auto", help="print the model detector.model = \"auto\" (the default) picks on this board",
+        description="Print the model the daemon runs when detector.model is \"auto\", the default: "
+                    "retinaface-mnet-640 on a Raspberry Pi 5 (also 500, CM5), RFB-landmark-320 on a Pi 4 "
+                    "(also 400, CM4), RFB-320 elsewhere. The board is read from /proc/device-tree/model; "
+                    "build the printed model on a PC with `faceagent models build NAME`.")
+    auto.add_argument("--board", metavar="TEXT",
+                      help="a board name as /proc/device-tree/model gives it, instead of this board's, "
+                           "e.g. \"Raspberry Pi 5 Model B Rev 1.0\"")
+    auto.set_defaults(func=run_auto)
+
 
 def _size_arg(text: str) -> tuple[int, int]:
     try:
@@ -101,6 +119,14 @@ def run_fetch(args: argparse.Namespace) -> int:
     results = fetch_weights(args.names or None, source=_source(args))
     for r in results:
         print(f"{r.name}  sha256 {r.sha256[:16]}...  ok  ({r.path}; from {r.origin})")
+    return 0
+
+
+def run_auto(args: argparse.Namespace) -> int:
+    """Print the model ``auto`` means on this (or the given) board, then the board on stderr."""
+    board = args.board if args.board is not None else board_name()
+    print(auto_model(board))
+    print(f"board: {board or 'no device tree name (not a Raspberry Pi)'}", file=sys.stderr)
     return 0
 
 

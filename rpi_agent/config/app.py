@@ -17,8 +17,9 @@ SYSTEM_STATE_DIR = Path("/var/lib/faceagent")
 class DetectorConfig:
     """The face detector every camera shares (one interpreter, frames taken in turn)."""
 
-    model: str = field(default="RFB-320", metadata={
-        "doc": "built model NAME (INT8), NAME:fp32, or a path to a .tflite file", "min": 1})
+    model: str = field(default="auto", metadata={
+        "doc": "built model NAME (INT8), NAME:fp32, a path to a .tflite file, or auto (this board's choice: "
+               "`faceagent models auto`)", "min": 1})
     threads: int = field(default=1, metadata={"doc": "interpreter threads", "min": 1, "max": 8})
     resize: str = field(default="auto", metadata={
         "doc": "fit frames to the network input: auto (the model's best: stretch for Ultra-Light, corner for "
