@@ -130,8 +130,10 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
     from rpi_agent.sources.common import orient
 
     cfg = bench_config(folder, model, threads, None, folder).detector
-    detector = FaceDetector.from_model(cfg.model, num_threads=cfg.threads, resize=cfg.resize,
-                                       options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou))
+    # The daemon's detector settings (runtime.daemon.build_face_detector), without importing the daemon.
+    detector = FaceDetector.from_model(
+        cfg.model, num_threads=cfg.threads, resize=None if cfg.resize == "auto" else cfg.resize,
+        options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou, box_voting=cfg.box_voting))
     paths = sorted(folder.glob("*.jpg"))
     detector.detect(load_rgb(paths[0]))  # warm-up: the first invoke allocates (the daemon's is timed out too)
     slot: queue.Queue[Any] = queue.Queue(maxsize=1)
@@ -186,10 +188,14 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
         def _loop(self) -> None:
             super()._loop()
             # Frames are done; the events are not until the broker acknowledged them all.
-            while self.mqtt is not None and len(self.mqtt.outbox) and time.perf_counter() - self.last < 60:
+            while self._undelivered() and time.perf_counter() - self.last < 60:
                 time.sleep(0.005)
             self.delivered, self.cpu_delivered = time.perf_counter(), time.process_time()
             self.threads = thread_cpu_s()
+
+        def _undelivered(self) -> bool:
+            handed = self.handoff.pending if self.handoff is not None else 0
+            return self.mqtt is not None and bool(handed or len(self.mqtt.outbox))
 
         def report_stats(self):  # type: ignore[no-untyped-def]
             self.final = super().report_stats()
