@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
@@ -220,12 +221,33 @@ class MqttConnection:
         """
         if threading.get_ident() != self._owner:
             raise RuntimeError("MqttConnection.send() is for the network thread only")
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        # paho writes a wake-up byte to its socket pair on every publish, for a loop running on
+        # another thread; this is the loop's own thread, so the byte is only a system call more
+        # per message (and one more wait for the GIL after it).
+        client = self._client
+        pair, client._sockpairW = client._sockpairW, None
+        try:
+            info = client.publish(topic, payload, qos=qos, retain=retain)
+        finally:
+            client._sockpairW = pair
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             return None
         if info.rc in (mqtt.MQTT_ERR_PAYLOAD_SIZE, mqtt.MQTT_ERR_INVAL, mqtt.MQTT_ERR_NOT_SUPPORTED):
             raise ValueError(mqtt.error_string(info.rc))
         return info.mid
+
+    def wake(self) -> None:
+        """Make the network loop take its next turn now (any thread): entries just stored go out at once.
+
+        The loop waits in paho's ``select`` for up to :data:`LOOP_TIMEOUT`; a byte on paho's own wake-up
+        socket pair (what paho writes itself when another thread publishes) ends that wait.
+        """
+        pair = getattr(self._client, "_sockpairW", None)
+        if pair is None:
+            return
+        # OSError: full (a wake-up is pending anyway) or closed (the client is being replaced).
+        with contextlib.suppress(OSError):
+            pair.send(b"\0")
 
     def close(self) -> None:
         """Flush briefly, publish ``stopped``, disconnect cleanly (no Last Will), end the thread; idempotent."""

@@ -158,6 +158,8 @@ class MqttSink:
         """The events part of :meth:`publish`: on disk when this returns (one transaction for all)."""
         if events:
             self._publisher.add_many(self.topics.events, [event_payload(e) for e in events], qos=self.config.qos)
+            if self._link.connected:
+                self._link.wake()
 
     def publish_frame(self, result: FrameResult) -> None:
         """The rest of :meth:`publish`: the face count when it changed, and a snapshot when one is due."""
