@@ -138,13 +138,17 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
     detector.detect(load_rgb(paths[0]))  # warm-up: the first invoke allocates (the daemon's is timed out too)
     slot: queue.Queue[Any] = queue.Queue(maxsize=1)
 
+    reader_cpu = [0.0]
+
     def read() -> None:
         for path in paths:
             slot.put(orient(load_rgb(path)))
+        reader_cpu[0] = time.thread_time()
 
     if pipelined:
         threading.Thread(target=read, name="reader", daemon=True).start()
-    stamps, cpu, faces, totals = [], [], 0, dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
+    stamps, cpu, main_cpu, faces = [], [], [], 0
+    totals = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
     for path in paths:
         rgb = slot.get() if pipelined else orient(load_rgb(path))
         found = detector.detect(rgb)
@@ -153,10 +157,13 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
             totals[stage] = totals.get(stage, 0.0) + ms
         stamps.append(time.perf_counter())
         cpu.append(time.process_time())
+        main_cpu.append(time.thread_time())
     threads = thread_cpu_s()
     return {"fps": round((len(paths) - 1) / (stamps[-1] - stamps[0]), 2), "frames": len(paths), "faces": faces,
             "ms": {stage: round(total / len(paths), 2) for stage, total in totals.items()},
             "cpu_ms_per_frame": round((cpu[-1] - cpu[0]) / (len(paths) - 1) * 1e3, 3), "cpu_s_by_thread": threads,
+            "main_thread_cpu_ms_per_frame": round((main_cpu[-1] - main_cpu[0]) / (len(paths) - 1) * 1e3, 3),
+            "reader_cpu_ms_per_frame": round(reader_cpu[0] / len(paths) * 1e3, 3) if pipelined else None,
             "peak_rss_mb": peak_rss_mb()}
 
 
@@ -168,6 +175,8 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
         def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
             super().__init__(*args, **kwargs)
             self.first = self.last = self.delivered = self.cpu_first = self.cpu_delivered = 0.0
+            self.main_first = self.main_last = 0.0
+            self.reader_cpu: dict[str, float] = {}
             self.threads: dict[str, float] = {}
             self.final: dict[str, object] = {}
             self.views = [0]  # page views so far, counted by the viewer thread
@@ -181,6 +190,19 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
                         self.watchers.server.port, "bench", self._frames_done, self.views)).start()
                 self.first = self.first or self.last
                 self.cpu_first = self.cpu_first or time.process_time()
+                self.main_last = time.thread_time()
+                self.main_first = self.main_first or self.main_last
+
+        def _build_cameras(self) -> None:
+            super()._build_cameras()
+            for reader in self.readers:  # the reader thread's own CPU, noted as its source ends
+                reader.source.frames = self._timed_frames(reader.source.frames, reader.source.camera)  # type: ignore[method-assign]
+
+        def _timed_frames(self, frames, camera):  # type: ignore[no-untyped-def]
+            def timed():  # type: ignore[no-untyped-def]
+                yield from frames()
+                self.reader_cpu[camera] = time.thread_time()
+            return timed
 
         def _frames_done(self) -> bool:
             return self.stop_event.is_set() or self.mailbox.all_finished()
@@ -194,7 +216,8 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
             self.threads = thread_cpu_s()
 
         def _undelivered(self) -> bool:
-            handed = self.handoff.pending if self.handoff is not None else 0
+            handoff = getattr(self, "handoff", None)  # None also in a daemon without the delivery thread
+            handed = handoff.pending if handoff is not None else 0
             return self.mqtt is not None and bool(handed or len(self.mqtt.outbox))
 
         def report_stats(self):  # type: ignore[no-untyped-def]
@@ -221,6 +244,8 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
         "frames": frames, "events": final.get("events_total"),
         "cpu_ms_per_frame": round((daemon.cpu_delivered - daemon.cpu_first) / max(1, frames - 1) * 1e3, 3),
         "cpu_s_by_thread": daemon.threads,
+        "main_thread_cpu_ms_per_frame": round((daemon.main_last - daemon.main_first) / max(1, frames - 1) * 1e3, 3),
+        "reader_cpu_ms_per_frame": round(sum(daemon.reader_cpu.values()) / max(1, frames) * 1e3, 3),
         "ms": cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {},
         "delivery_lag_s": round(daemon.delivered - daemon.last, 3),
         "startup_and_shutdown_s": round(time.perf_counter() - started - (daemon.delivered - daemon.first), 2),
@@ -308,6 +333,8 @@ def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"fps": statistics.median(r["fps"] for r in runs), "fps_rounds": [r["fps"] for r in runs],
             "cpu_ms_per_frame": statistics.median(r["cpu_ms_per_frame"] for r in runs),
+            "main_thread_cpu_ms_per_frame": statistics.median(r["main_thread_cpu_ms_per_frame"] for r in runs),
+            "reader_cpu_ms_per_frame": statistics.median(r["reader_cpu_ms_per_frame"] or 0.0 for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "last_round": runs[-1]}
 
 
