@@ -63,6 +63,28 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
+def rss_by_mapping(top: int = 8) -> dict[str, float]:
+    """Resident MB of this process by what is mapped (a library's file name; ``[anon]`` for heap,
+    thread stacks and other anonymous memory), the largest ``top`` and the rest."""
+    found: dict[str, int] = {}
+    name = "[anon]"
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+            path = fields[5] if len(fields) > 5 else ""
+            name = Path(path).name.split(".")[0] if path.startswith("/") else "[anon]"
+        elif fields and fields[0] == "Rss:":
+            found[name] = found.get(name, 0) + int(fields[1])
+    ranked = sorted(found.items(), key=lambda item: -item[1])
+    report = {key: round(kib / 1024, 1) for key, kib in ranked[:top]}
+    report["rest"] = round(sum(kib for _, kib in ranked[top:]) / 1024, 1)
+    return report
+
+
 def thread_cpu_s() -> dict[str, float]:
     """CPU seconds (user + system) of each live thread of this process, by thread name."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -164,7 +186,7 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
             "cpu_ms_per_frame": round((cpu[-1] - cpu[0]) / (len(paths) - 1) * 1e3, 3), "cpu_s_by_thread": threads,
             "main_thread_cpu_ms_per_frame": round((main_cpu[-1] - main_cpu[0]) / (len(paths) - 1) * 1e3, 3),
             "reader_cpu_ms_per_frame": round(reader_cpu[0] / len(paths) * 1e3, 3) if pipelined else None,
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(), "rss_by_mapping_mb": rss_by_mapping()}
 
 
 def timed_daemon(config: Any, *, watch: bool) -> Any:
@@ -177,6 +199,7 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
             self.first = self.last = self.delivered = self.cpu_first = self.cpu_delivered = 0.0
             self.main_first = self.main_last = 0.0
             self.reader_cpu: dict[str, float] = {}
+            self.rss_map: dict[str, float] = {}
             self.threads: dict[str, float] = {}
             self.final: dict[str, object] = {}
             self.views = [0]  # page views so far, counted by the viewer thread
@@ -214,6 +237,7 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
                 time.sleep(0.005)
             self.delivered, self.cpu_delivered = time.perf_counter(), time.process_time()
             self.threads = thread_cpu_s()
+            self.rss_map = rss_by_mapping()
 
         def _undelivered(self) -> bool:
             handoff = getattr(self, "handoff", None)  # None also in a daemon without the delivery thread
@@ -251,7 +275,8 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
         "startup_and_shutdown_s": round(time.perf_counter() - started - (daemon.delivered - daemon.first), 2),
         "mqtt": {k: final.get(k) for k in ("outbox_waiting", "outbox_dropped", "snapshots_dropped")}
         if mqtt_port else "disabled (mosquitto not installed)",
-        "peak_rss_mb": peak_rss_mb(), "status_page": status, "page_views": daemon.views[0],
+        "peak_rss_mb": peak_rss_mb(), "rss_by_mapping_mb": daemon.rss_map,
+        "status_page": status, "page_views": daemon.views[0],
     }
 
 
