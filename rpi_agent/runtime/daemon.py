@@ -120,7 +120,7 @@ class Daemon:
             remote_unlock=[c.name for c in cameras if c.gpio.allow_remote_unlock and c.gpio.relay_pin is not None],
             relays=[c.name for c in cameras if c.gpio.relay_pin is not None],
         )
-        self.handoff = EventHandoff(store=self.mqtt.store_events, stored=self._log_events)
+        self.handoff = EventHandoff(store=self.mqtt.store_events, stored=log_events)
 
     def _build_cameras(self) -> None:
         from rpi_agent.runtime.pipeline import Pipeline
@@ -239,18 +239,10 @@ class Daemon:
         if self.handoff is not None:
             self.handoff.put(result.events)  # stored, then logged, on the delivery thread
         elif result.events:
-            self._log_events(result.events)
+            log_events(result.events)
         ms = {**result.ms, "sinks": (time.perf_counter() - start) * 1e3} if count else None
         self.stats.add(camera, ms, events=len(result.events))  # ms None: faces ended by the clock, no frame
         self.watchers.frame(result, ms=ms)
-
-    @staticmethod
-    def _log_events(events: Sequence[FaceEvent]) -> None:
-        # With MQTT, called once the outbox holds them (on disk): a logged event is never lost.
-        # One record per batch, one line per event: a crowd makes dozens of events a frame.
-        if events and log.isEnabledFor(logging.INFO):
-            log.info("%s", "\n".join(f"camera {e.after.camera}: face {e.after.id} {e.type} (score {e.after.score:.2f})"
-                                     for e in events))
 
     def _housekeeping(self) -> None:
         # A stalled live source delivers no frames, so its faces are aged out here, by the wall
@@ -302,6 +294,16 @@ class Daemon:
             if closing is not None:
                 log.info("camera %s: ending %d open face(s)", name, len(closing.events))
                 self._publish(closing, count=False)
+
+
+def log_events(events: Sequence[FaceEvent]) -> None:
+    """One line per event, in one record (a crowd makes dozens of events a frame).
+
+    With MQTT it is called once the outbox holds them (on disk): a logged event is never lost.
+    """
+    if events and log.isEnabledFor(logging.INFO):
+        log.info("%s", "\n".join(f"camera {e.after.camera}: face {e.after.id} {e.type} (score {e.after.score:.2f})"
+                                 for e in events))
 
 
 def _guarded(what: str, step: Callable[[], object]) -> None:

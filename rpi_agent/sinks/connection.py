@@ -15,7 +15,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import ssl
@@ -32,6 +31,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from rpi_agent.config.mqtt import MqttConfig, check_tls_files
 from rpi_agent.credentials import Secret
 from rpi_agent.errors import ConfigError
+from rpi_agent.sinks.wakeup import publish_here, wake
 from rpi_agent.sources.common import Backoff
 
 logger = logging.getLogger(__name__)
@@ -221,15 +221,7 @@ class MqttConnection:
         """
         if threading.get_ident() != self._owner:
             raise RuntimeError("MqttConnection.send() is for the network thread only")
-        # paho writes a wake-up byte to its socket pair on every publish, for a loop running on
-        # another thread; this is the loop's own thread, so the byte is only a system call more
-        # per message (and one more wait for the GIL after it).
-        client = self._client
-        pair, client._sockpairW = client._sockpairW, None
-        try:
-            info = client.publish(topic, payload, qos=qos, retain=retain)
-        finally:
-            client._sockpairW = pair
+        info = publish_here(self._client, topic, payload, qos=qos, retain=retain)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             return None
         if info.rc in (mqtt.MQTT_ERR_PAYLOAD_SIZE, mqtt.MQTT_ERR_INVAL, mqtt.MQTT_ERR_NOT_SUPPORTED):
@@ -237,17 +229,8 @@ class MqttConnection:
         return info.mid
 
     def wake(self) -> None:
-        """Make the network loop take its next turn now (any thread): entries just stored go out at once.
-
-        The loop waits in paho's ``select`` for up to :data:`LOOP_TIMEOUT`; a byte on paho's own wake-up
-        socket pair (what paho writes itself when another thread publishes) ends that wait.
-        """
-        pair = getattr(self._client, "_sockpairW", None)
-        if pair is None:
-            return
-        # OSError: full (a wake-up is pending anyway) or closed (the client is being replaced).
-        with contextlib.suppress(OSError):
-            pair.send(b"\0")
+        """Make the network loop take its next turn now (any thread): entries just stored go out at once."""
+        wake(self._client)
 
     def close(self) -> None:
         """Flush briefly, publish ``stopped``, disconnect cleanly (no Last Will), end the thread; idempotent."""
