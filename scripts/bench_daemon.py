@@ -20,7 +20,9 @@ the medians (each round's ratio is listed too). fps is frames processed after th
 the time from the first frame's result to the last one's; for the daemon, to the moment the broker has
 acknowledged every event (a daemon whose MQTT thread falls behind is no faster than its delivery;
 ``frame_loop_fps`` leaves the delivery out). ``bare_sequential`` (decode then detect on one thread) is
-run once per round too, for reference.
+run once per round too, for reference. Besides the process's CPU per frame, the main and reader
+threads' own CPU per frame are given, and the resident memory by mapping (each library, and
+``[anon]``) at the end of each worker.
 
 With ``--status`` each round also runs the daemon three more ways, in an order that rotates from round
 to round so drift hits each alike: status page off, on with nobody watching (``idle``), and on with a
