@@ -1,8 +1,9 @@
 """The daemon: builds every stage from the config, runs the main loop, shuts down in order.
 
 This is the only module that picks concrete adapters (sources, detector, MQTT and GPIO sinks).
-Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`), paho's network thread and,
-when enabled, the status page's server; the pipelines and sinks run on the main thread. The relay is
+Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`), the delivery thread that
+stores and logs the events (:mod:`rpi_agent.runtime.handoff`), paho's network thread and, when
+enabled, the status page's server; the pipelines, GPIO and the rest of the sinks run on the main thread. The relay is
 fail-secure: every exit path (signal, end of input, exception) closes the GPIO sinks, which leaves the
 relay LOCKED.
 
