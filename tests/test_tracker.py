@@ -251,3 +251,18 @@ def test_faces_are_made_once_per_change() -> None:
     moved = tracker.update([Detection((1, 0, 11, 10), 0.9)], now=3.0)
     assert moved.faces[0] is not new.after and moved.faces[0].box == (1, 0, 11, 10)
     assert moved.faces[0].id == new.after.id
+
+
+def test_iou_of_tracks_and_detections_is_the_shared_iou_matrix() -> None:
+    import numpy as np
+
+    from rpi_agent.geometry import iou_matrix
+    from rpi_agent.tracking.tracker import _iou
+
+    rng = np.random.default_rng(3)
+    for rows, cols in ((1, 1), (40, 14), (5, 0), (3, 7)):
+        corner = rng.uniform(0, 600, (rows + cols, 2))
+        size = rng.choice([0.0, 5.0, 20.0, 60.0], size=(rows + cols, 2))  # empty boxes too
+        boxes = np.hstack([corner, corner + size])
+        a, b = boxes[:rows], boxes[rows:]
+        assert np.allclose(_iou(a, b), iou_matrix(a, b), atol=1e-12)

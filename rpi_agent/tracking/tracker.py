@@ -21,7 +21,6 @@ from typing import Protocol
 import numpy as np
 
 from rpi_agent.domain import Box, Detection, FaceEvent, Point, TrackedFace
-from rpi_agent.geometry import iou_matrix
 from rpi_agent.tracking.zones import merge_entered
 
 
@@ -50,6 +49,22 @@ _RANDOM = random.Random(secrets.randbits(64))
 def default_id(start_time: float) -> str:
     """``"<start time>-<6 random hex>"``: sortable, and unique across restarts without stored state."""
     return f"{start_time:.6f}-{_RANDOM.getrandbits(24):06x}"
+
+
+def _iou(tracked: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """:func:`rpi_agent.geometry.iou_matrix` of ``(M, 4)`` and ``(N, 4)`` float64 boxes, from outer
+    products of coordinate rows (fewer, cheaper NumPy calls than broadcasting ``(M, N, 2)`` blocks)."""
+    x1, y1, x2, y2 = tracked.T
+    u1, v1, u2, v2 = boxes.T
+    width = np.minimum.outer(x2, u2) - np.maximum.outer(x1, u1)
+    np.maximum(width, 0.0, out=width)
+    height = np.minimum.outer(y2, v2) - np.maximum.outer(y1, v1)
+    np.maximum(height, 0.0, out=height)
+    inter = width * height
+    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    other = np.maximum(u2 - u1, 0.0) * np.maximum(v2 - v1, 0.0)
+    union = np.add.outer(area, other) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _best_pairs(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -183,7 +198,7 @@ class Tracker:
             raise ValueError(f"zones has {len(det_zones)} entries for {len(detections)} detections")
         boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
         tracked = np.array([t.box for t in self._tracks], dtype=np.float64).reshape(-1, 4)
-        pairs = _best_pairs(iou_matrix(tracked, boxes), self.config.iou_threshold) if len(tracked) else []
+        pairs = _best_pairs(_iou(tracked, boxes), self.config.iou_threshold) if len(tracked) else []
         matched_tracks = {row for row, _ in pairs}
         matched_dets = {col for _, col in pairs}
         for row, col in pairs:
@@ -229,7 +244,7 @@ class Tracker:
 
     def _age(self, matched: set[int], now: float) -> list[FaceEvent]:
         """Count a miss for every unmatched track; drop candidates, end expired faces."""
-        cfg = self.config
+        max_frames, max_seconds = self.config.max_age_frames, self.config.max_age_seconds
         kept: list[_Track] = []
         ends: list[FaceEvent] = []
         for index, track in enumerate(self._tracks):
@@ -239,8 +254,7 @@ class Tracker:
             track.misses += 1
             if track.published is None:
                 continue
-            too_old = cfg.max_age_seconds > 0 and now - track.last_seen >= cfg.max_age_seconds
-            if track.misses >= cfg.max_age_frames or too_old:
+            if track.misses >= max_frames or (max_seconds > 0 and now - track.last_seen >= max_seconds):
                 ends.append(self._end(track))
             else:
                 kept.append(track)
