@@ -20,7 +20,9 @@ the medians (each round's ratio is listed too). fps is frames processed after th
 the time from the first frame's result to the last one's; for the daemon, to the moment the broker has
 acknowledged every event (a daemon whose MQTT thread falls behind is no faster than its delivery;
 ``frame_loop_fps`` leaves the delivery out). ``bare_sequential`` (decode then detect on one thread) is
-run once per round too, for reference.
+run once per round too, for reference. Besides the process's CPU per frame, the main and reader
+threads' own CPU per frame are given, and the resident memory by mapping (each library, and
+``[anon]``) at the end of each worker.
 
 With ``--status`` each round also runs the daemon three more ways, in an order that rotates from round
 to round so drift hits each alike: status page off, on with nobody watching (``idle``), and on with a
@@ -61,6 +63,28 @@ TARGET_RSS_MB = 80.0
 
 def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+
+
+def rss_by_mapping(top: int = 8) -> dict[str, float]:
+    """Resident MB of this process by what is mapped (a library's file name; ``[anon]`` for heap,
+    thread stacks and other anonymous memory), the largest ``top`` and the rest."""
+    found: dict[str, int] = {}
+    name = "[anon]"
+    try:
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        fields = line.split()
+        if fields and "-" in fields[0] and len(fields) >= 5 and not fields[0].endswith(":"):
+            path = fields[5] if len(fields) > 5 else ""
+            name = Path(path).name.split(".")[0] if path.startswith("/") else "[anon]"
+        elif fields and fields[0] == "Rss:":
+            found[name] = found.get(name, 0) + int(fields[1])
+    ranked = sorted(found.items(), key=lambda item: -item[1])
+    report = {key: round(kib / 1024, 1) for key, kib in ranked[:top]}
+    report["rest"] = round(sum(kib for _, kib in ranked[top:]) / 1024, 1)
+    return report
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -130,19 +154,25 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
     from rpi_agent.sources.common import orient
 
     cfg = bench_config(folder, model, threads, None, folder).detector
-    detector = FaceDetector.from_model(cfg.model, num_threads=cfg.threads, resize=cfg.resize,
-                                       options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou))
+    # The daemon's detector settings (runtime.daemon.build_face_detector), without importing the daemon.
+    detector = FaceDetector.from_model(
+        cfg.model, num_threads=cfg.threads, resize=None if cfg.resize == "auto" else cfg.resize,
+        options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou, box_voting=cfg.box_voting))
     paths = sorted(folder.glob("*.jpg"))
     detector.detect(load_rgb(paths[0]))  # warm-up: the first invoke allocates (the daemon's is timed out too)
     slot: queue.Queue[Any] = queue.Queue(maxsize=1)
 
+    reader_cpu = [0.0]
+
     def read() -> None:
         for path in paths:
             slot.put(orient(load_rgb(path)))
+        reader_cpu[0] = time.thread_time()
 
     if pipelined:
         threading.Thread(target=read, name="reader", daemon=True).start()
-    stamps, cpu, faces, totals = [], [], 0, dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
+    stamps, cpu, main_cpu, faces = [], [], [], 0
+    totals = dict.fromkeys(("preprocess", "inference", "decode"), 0.0)
     for path in paths:
         rgb = slot.get() if pipelined else orient(load_rgb(path))
         found = detector.detect(rgb)
@@ -151,11 +181,14 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
             totals[stage] = totals.get(stage, 0.0) + ms
         stamps.append(time.perf_counter())
         cpu.append(time.process_time())
+        main_cpu.append(time.thread_time())
     threads = thread_cpu_s()
     return {"fps": round((len(paths) - 1) / (stamps[-1] - stamps[0]), 2), "frames": len(paths), "faces": faces,
             "ms": {stage: round(total / len(paths), 2) for stage, total in totals.items()},
             "cpu_ms_per_frame": round((cpu[-1] - cpu[0]) / (len(paths) - 1) * 1e3, 3), "cpu_s_by_thread": threads,
-            "peak_rss_mb": peak_rss_mb()}
+            "main_thread_cpu_ms_per_frame": round((main_cpu[-1] - main_cpu[0]) / (len(paths) - 1) * 1e3, 3),
+            "reader_cpu_ms_per_frame": round(reader_cpu[0] / len(paths) * 1e3, 3) if pipelined else None,
+            "peak_rss_mb": peak_rss_mb(), "rss_by_mapping_mb": rss_by_mapping()}
 
 
 def timed_daemon(config: Any, *, watch: bool) -> Any:
@@ -166,6 +199,9 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
         def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
             super().__init__(*args, **kwargs)
             self.first = self.last = self.delivered = self.cpu_first = self.cpu_delivered = 0.0
+            self.main_first = self.main_last = 0.0
+            self.reader_cpu: dict[str, float] = {}
+            self.rss_map: dict[str, float] = {}
             self.threads: dict[str, float] = {}
             self.final: dict[str, object] = {}
             self.views = [0]  # page views so far, counted by the viewer thread
@@ -179,6 +215,19 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
                         self.watchers.server.port, "bench", self._frames_done, self.views)).start()
                 self.first = self.first or self.last
                 self.cpu_first = self.cpu_first or time.process_time()
+                self.main_last = time.thread_time()
+                self.main_first = self.main_first or self.main_last
+
+        def _build_cameras(self) -> None:
+            super()._build_cameras()
+            for reader in self.readers:  # the reader thread's own CPU, noted as its source ends
+                reader.source.frames = self._timed_frames(reader.source.frames, reader.source.camera)  # type: ignore[method-assign]
+
+        def _timed_frames(self, frames, camera):  # type: ignore[no-untyped-def]
+            def timed():  # type: ignore[no-untyped-def]
+                yield from frames()
+                self.reader_cpu[camera] = time.thread_time()
+            return timed
 
         def _frames_done(self) -> bool:
             return self.stop_event.is_set() or self.mailbox.all_finished()
@@ -186,10 +235,16 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
         def _loop(self) -> None:
             super()._loop()
             # Frames are done; the events are not until the broker acknowledged them all.
-            while self.mqtt is not None and len(self.mqtt.outbox) and time.perf_counter() - self.last < 60:
+            while self._undelivered() and time.perf_counter() - self.last < 60:
                 time.sleep(0.005)
             self.delivered, self.cpu_delivered = time.perf_counter(), time.process_time()
             self.threads = thread_cpu_s()
+            self.rss_map = rss_by_mapping()
+
+        def _undelivered(self) -> bool:
+            handoff = getattr(self, "handoff", None)  # None also in a daemon without the delivery thread
+            handed = handoff.pending if handoff is not None else 0
+            return self.mqtt is not None and bool(handed or len(self.mqtt.outbox))
 
         def report_stats(self):  # type: ignore[no-untyped-def]
             self.final = super().report_stats()
@@ -215,12 +270,15 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
         "frames": frames, "events": final.get("events_total"),
         "cpu_ms_per_frame": round((daemon.cpu_delivered - daemon.cpu_first) / max(1, frames - 1) * 1e3, 3),
         "cpu_s_by_thread": daemon.threads,
+        "main_thread_cpu_ms_per_frame": round((daemon.main_last - daemon.main_first) / max(1, frames - 1) * 1e3, 3),
+        "reader_cpu_ms_per_frame": round(sum(daemon.reader_cpu.values()) / max(1, frames) * 1e3, 3),
         "ms": cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {},
         "delivery_lag_s": round(daemon.delivered - daemon.last, 3),
         "startup_and_shutdown_s": round(time.perf_counter() - started - (daemon.delivered - daemon.first), 2),
         "mqtt": {k: final.get(k) for k in ("outbox_waiting", "outbox_dropped", "snapshots_dropped")}
         if mqtt_port else "disabled (mosquitto not installed)",
-        "peak_rss_mb": peak_rss_mb(), "status_page": status, "page_views": daemon.views[0],
+        "peak_rss_mb": peak_rss_mb(), "rss_by_mapping_mb": daemon.rss_map,
+        "status_page": status, "page_views": daemon.views[0],
     }
 
 
@@ -302,6 +360,8 @@ def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"fps": statistics.median(r["fps"] for r in runs), "fps_rounds": [r["fps"] for r in runs],
             "cpu_ms_per_frame": statistics.median(r["cpu_ms_per_frame"] for r in runs),
+            "main_thread_cpu_ms_per_frame": statistics.median(r["main_thread_cpu_ms_per_frame"] for r in runs),
+            "reader_cpu_ms_per_frame": statistics.median(r["reader_cpu_ms_per_frame"] or 0.0 for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "last_round": runs[-1]}
 
 

@@ -181,3 +181,21 @@ def test_delivery_stops_waiting_for_lost_acknowledgements(caplog):
     assert d.room() == 5  # gave up: 7 and 8 are handed over again from the outbox
     assert d.handed == 6 and d.inflight == 0
     assert any("sending them again" in r.getMessage() for r in caplog.records)
+
+
+def test_event_payload_bytes_are_those_of_json_dumps():
+    import dataclasses
+
+    from broker_fixtures import face
+
+    start = face("door", "1700000000.123456-abcdef", zones=('a"b', "é"))
+    start = dataclasses.replace(start, landmarks=((1.4, 2.6),) * 5)
+    moved = dataclasses.replace(start, box=(41.0, 30.5, 121.25, 130.0), score=0.95, top_score=0.95)
+    ended = dataclasses.replace(moved, end_time=1.0e9 + 3)
+    for event in (FaceEvent("new", start, start), FaceEvent("update", start, moved), FaceEvent("end", moved, ended),
+                  FaceEvent("end", moved, ended)):  # the same faces again: their JSON comes from the cache
+        sent = event_payload(event)
+        body = json.loads(sent)
+        expected = {"message_id": body["message_id"], "type": event.type, "before": event.before.to_dict(),
+                    "after": event.after.to_dict()}
+        assert sent == json.dumps(expected, separators=(",", ":")).encode()

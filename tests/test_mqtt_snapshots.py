@@ -170,3 +170,17 @@ def test_publish_returns_before_the_snapshot_is_encoded_and_the_sink_counts_it(b
     stats = sink.stats()
     assert stats["snapshots"] + stats["snapshots_dropped"] == 20 and stats["snapshots"] >= 1
     assert rec.wait_for(lambda: len(rec.on(SNAPSHOT)) == stats["snapshots"])
+
+
+def test_snapshot_keeps_the_colours_and_follows_the_quality(photo):
+    red = np.zeros((120, 160, 3), np.uint8)
+    red[..., 0] = 220
+    result = event_result(rgb=red)
+    face_ = result.events[0].after
+    decoded = _decode(encode_snapshot(result.frame, face_, crop=False, quality=90) or b"")  # BGR
+    assert decoded.shape == red.shape
+    assert abs(int(decoded[..., 2].mean()) - 220) <= 3 and decoded[..., :2].max() <= 10
+    photo_result = event_result(rgb=photo)
+    low = encode_snapshot(photo_result.frame, photo_result.events[0].after, crop=False, quality=30) or b""
+    high = encode_snapshot(photo_result.frame, photo_result.events[0].after, crop=False, quality=95) or b""
+    assert low[:2] == high[:2] == b"\xff\xd8" and len(low) < len(high) / 2

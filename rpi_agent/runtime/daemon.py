@@ -1,8 +1,9 @@
 """The daemon: builds every stage from the config, runs the main loop, shuts down in order.
 
 This is the only module that picks concrete adapters (sources, detector, MQTT and GPIO sinks).
-Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`), paho's network thread and,
-when enabled, the status page's server; the pipelines and sinks run on the main thread. The relay is
+Threads: one reader per camera (see :mod:`rpi_agent.runtime.readers`), the delivery thread that
+stores and logs the events (:mod:`rpi_agent.runtime.handoff`), paho's network thread and, when
+enabled, the status page's server; the pipelines, GPIO and the rest of the sinks run on the main thread. The relay is
 fail-secure: every exit path (signal, end of input, exception) closes the GPIO sinks, which leaves the
 relay LOCKED.
 
@@ -13,17 +14,19 @@ Example:
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rpi_agent import __version__
 from rpi_agent.config import AppConfig, DetectorConfig
 from rpi_agent.detection.base import Detector, ReportedFaces
-from rpi_agent.domain import FrameResult
+from rpi_agent.domain import FaceEvent, FrameResult
 from rpi_agent.errors import ConfigError, SourceError
 from rpi_agent.runtime.commands import CommandPolicy
+from rpi_agent.runtime.handoff import EventHandoff
 from rpi_agent.runtime.notify import Notifier
 from rpi_agent.runtime.readers import CameraReader, FrameMailbox
 from rpi_agent.runtime.signals import exit_status, signal_name, stop_handlers
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 
 LOOP_TIMEOUT = 0.25  # seconds the main loop waits for frames before doing its housekeeping
 STATUS_INTERVAL = 5.0
+SWITCH_INTERVAL = 0.0005
+"""GIL switch interval while running (Python's default: 5 ms). The frame loop gives the GIL up in
+every inference and JPEG decode; when one returns while another thread holds the GIL, it waits for
+that thread to yield, up to this long: at 5 ms, longer than a whole frame (docs/performance.md)."""
 
 
 class Daemon:
@@ -74,6 +81,7 @@ class Daemon:
         self.pipelines: dict[str, Pipeline] = {}
         self.gpio: dict[str, GpioSink] = {}
         self.mqtt: MqttSink | None = None
+        self.handoff: EventHandoff | None = None
         self.readers: list[CameraReader] = []
         self.commands = CommandPolicy({c.name: c for c in config.cameras}, self.pipelines, self.gpio)
         self._live: set[str] = set()
@@ -113,6 +121,7 @@ class Daemon:
             remote_unlock=[c.name for c in cameras if c.gpio.allow_remote_unlock and c.gpio.relay_pin is not None],
             relays=[c.name for c in cameras if c.gpio.relay_pin is not None],
         )
+        self.handoff = EventHandoff(store=self.mqtt.store_events, stored=log_events)
 
     def _build_cameras(self) -> None:
         from rpi_agent.runtime.pipeline import Pipeline
@@ -158,12 +167,15 @@ class Daemon:
             SourceError: A camera failed in a way its retries could not fix (after the shutdown).
             Exception: Anything else that went wrong, also after the shutdown (relay locked first).
         """
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         with stop_handlers(self._on_signal):
             try:
                 self._start()
                 self._loop()
             finally:
                 self._shutdown()
+                sys.setswitchinterval(switch)
         failed = [f"camera {name}: {s.error}" for name, s in self.mailbox.state.items() if s.error]
         if failed and not self.stop_event.is_set():
             # Exit non-zero so systemd's Restart=on-failure tries the camera again.
@@ -179,6 +191,8 @@ class Daemon:
         self._publish_initial_states()
         if self.mqtt is not None:
             self.mqtt.start()
+        if self.handoff is not None:
+            self.handoff.start()
         self.watchers.start(mqtt=self.mqtt)
         for reader in self.readers:
             reader.start()
@@ -222,15 +236,14 @@ class Daemon:
         if gpio is not None:
             gpio.publish(result)
         if self.mqtt is not None:
-            self.mqtt.publish(result)
+            self.mqtt.publish_frame(result)
+        if self.handoff is not None:
+            self.handoff.put(result.events)  # stored, then logged, on the delivery thread
+        elif result.events:
+            log_events(result.events)
         ms = {**result.ms, "sinks": (time.perf_counter() - start) * 1e3} if count else None
         self.stats.add(camera, ms, events=len(result.events))  # ms None: faces ended by the clock, no frame
         self.watchers.frame(result, ms=ms)
-        # Logged after the MQTT sink took it (its outbox is on disk): a logged event is never lost.
-        # One record per frame, one line per event: a crowd makes dozens of events a frame.
-        if result.events and log.isEnabledFor(logging.INFO):
-            log.info("%s", "\n".join(f"camera {camera}: face {e.after.id} {e.type} (score {e.after.score:.2f})"
-                                     for e in result.events))
 
     def _housekeeping(self) -> None:
         # A stalled live source delivers no frames, so its faces are aged out here, by the wall
@@ -266,6 +279,8 @@ class Daemon:
         _guarded("ending open faces", self._flush_pipelines)
         for name, sink in self.gpio.items():
             _guarded(f"closing GPIO of {name} (relay LOCKED)", sink.close)
+        if self.handoff is not None:
+            _guarded("storing the last events", self.handoff.close)
         _guarded("final stats", self.report_stats)
         if self.mqtt is not None:
             _guarded("closing MQTT", self.mqtt.close)
@@ -280,6 +295,16 @@ class Daemon:
             if closing is not None:
                 log.info("camera %s: ending %d open face(s)", name, len(closing.events))
                 self._publish(closing, count=False)
+
+
+def log_events(events: Sequence[FaceEvent]) -> None:
+    """One line per event, in one record (a crowd makes dozens of events a frame).
+
+    With MQTT it is called once the outbox holds them (on disk): a logged event is never lost.
+    """
+    if events and log.isEnabledFor(logging.INFO):
+        log.info("%s", "\n".join(f"camera {e.after.camera}: face {e.after.id} {e.type} (score {e.after.score:.2f})"
+                                 for e in events))
 
 
 def _guarded(what: str, step: Callable[[], object]) -> None:

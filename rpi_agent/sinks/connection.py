@@ -31,6 +31,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from rpi_agent.config.mqtt import MqttConfig, check_tls_files
 from rpi_agent.credentials import Secret
 from rpi_agent.errors import ConfigError
+from rpi_agent.sinks.wakeup import publish_here, wake
 from rpi_agent.sources.common import Backoff
 
 logger = logging.getLogger(__name__)
@@ -220,12 +221,16 @@ class MqttConnection:
         """
         if threading.get_ident() != self._owner:
             raise RuntimeError("MqttConnection.send() is for the network thread only")
-        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        info = publish_here(self._client, topic, payload, qos=qos, retain=retain)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             return None
         if info.rc in (mqtt.MQTT_ERR_PAYLOAD_SIZE, mqtt.MQTT_ERR_INVAL, mqtt.MQTT_ERR_NOT_SUPPORTED):
             raise ValueError(mqtt.error_string(info.rc))
         return info.mid
+
+    def wake(self) -> None:
+        """Make the network loop take its next turn now (any thread): entries just stored go out at once."""
+        wake(self._client)
 
     def close(self) -> None:
         """Flush briefly, publish ``stopped``, disconnect cleanly (no Last Will), end the thread; idempotent."""

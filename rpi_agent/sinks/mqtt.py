@@ -19,13 +19,13 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from rpi_agent.config.camera import SnapshotConfig
 from rpi_agent.config.mqtt import MqttConfig
 from rpi_agent.credentials import read_secret
-from rpi_agent.domain import FrameResult
+from rpi_agent.domain import FaceEvent, FrameResult
 from rpi_agent.errors import ConfigError
 from rpi_agent.sinks.commands import CommandHandler, CommandRouter
 from rpi_agent.sinks.connection import MqttConnection, default_client_id
@@ -151,14 +151,25 @@ class MqttSink:
 
         The events are on disk when this returns; the snapshot is encoded on its own thread.
         """
+        self.store_events(result.events)
+        self.publish_frame(result)
+
+    def store_events(self, events: Sequence[FaceEvent]) -> None:
+        """The events part of :meth:`publish`: on disk when this returns (one transaction for all)."""
+        if events:
+            self._publisher.add_many(self.topics.events, [event_payload(e) for e in events], qos=self.config.qos)
+            if self._link.connected:
+                self._link.wake()
+
+    def publish_frame(self, result: FrameResult) -> None:
+        """The rest of :meth:`publish`: the face count when it changed, and a snapshot when one is due."""
         camera = result.frame.camera
-        if result.events:
-            self._publisher.add_many(self.topics.events, [event_payload(e) for e in result.events],
-                                     qos=self.config.qos)
         count = len(result.faces)
         if self._counts.get(camera) != count:
             self._counts[camera] = count
             self._set_retained(self.topics.faces(camera), str(count).encode())
+        if not result.events:
+            return
         policy = self._snapshots.get(camera, DEFAULT_SNAPSHOT)
         face = snapshot_request(result, policy)
         if face is not None:

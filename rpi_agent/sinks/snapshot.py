@@ -1,4 +1,4 @@
-"""JPEG snapshots of faces for the MQTT sink: when to take one, the encoding (OpenCV), and the
+"""JPEG snapshots of faces for the MQTT sink: when to take one, the encoding (Pillow), and the
 worker thread that encodes them off the frame loop.
 
 Example:
@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -62,7 +63,7 @@ def encode_snapshot(frame: Frame, face: TrackedFace, *, crop: bool, quality: int
     Returns:
         JPEG bytes, or ``None`` when the frame carries no image (e.g. a K210 source).
     """
-    import cv2
+    from PIL import Image  # Pillow decodes the frames already; OpenCV's encoder would map 5 MB more
 
     image = frame.snapshot if frame.snapshot is not None else frame.rgb
     if image is None:
@@ -75,9 +76,9 @@ def encode_snapshot(frame: Frame, face: TrackedFace, *, crop: bool, quality: int
         x1, y1, x2, y2 = face.box
         left, top, right, bottom = _crop_box((x1 * sx, y1 * sy, x2 * sx, y2 * sy), rgb.shape[1], rgb.shape[0])
         rgb = rgb[top:bottom, left:right]
-    bgr = cv2.cvtColor(np.ascontiguousarray(rgb, dtype=np.uint8), cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    return buf.tobytes() if ok else None
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8), "RGB").save(out, "JPEG", quality=int(quality))
+    return out.getvalue()
 
 
 def snapshot_request(result: FrameResult, policy: SnapshotConfig) -> TrackedFace | None:

@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 
 from rpi_agent.config.mqtt import MAX_TOPIC_BYTES, topic_problem
-from rpi_agent.domain import FaceEvent
+from rpi_agent.domain import FaceEvent, TrackedFace
 
 __all__ = ["MAX_TOPIC_BYTES", "Topics", "event_payload", "topic_problem"]
 
@@ -79,10 +79,29 @@ def event_payload(event: FaceEvent) -> bytes:
 
     ``after.id`` names the face for its whole life (``new`` … ``end``); ``message_id`` names one
     message, so a consumer can drop the duplicates that at-least-once delivery may bring.
+    The bytes are those of ``json.dumps(body, separators=(",", ":"))``, put together from the faces'
+    own JSON: a new face is its own ``before`` (encoded once), and the ``before`` of a later event is
+    the ``after`` of the one before it, still in :data:`_FACE_JSON`.
     """
-    after = event.after.to_dict()
-    # FaceEvent.to_dict's shape; a new face is its own "before": converted once.
-    before = after if event.before is event.after else event.before.to_dict()
-    body = {"message_id": f"{_ID_PREFIX}{next(_ID_COUNTER):016x}", "type": event.type, "before": before,
-            "after": after}
-    return _ENCODER.encode(body).encode()
+    after = _face_json(event.after)
+    before = after if event.before is event.after else _face_json(event.before)
+    message_id = f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+    return (f'{{"message_id":"{message_id}","type":{_ENCODER.encode(event.type)},'
+            f'"before":{before},"after":{after}}}').encode()
+
+
+_FACE_JSON: dict[int, tuple[TrackedFace, str]] = {}
+"""JSON of recently published faces by identity (the face is held, so its id is not reused)."""
+_FACE_JSON_KEPT = 1024
+
+
+def _face_json(face: TrackedFace) -> str:
+    kept = _FACE_JSON.get(id(face))
+    if kept is not None and kept[0] is face:
+        return kept[1]
+    text = _ENCODER.encode(face.to_dict())
+    _FACE_JSON[id(face)] = (face, text)
+    if len(_FACE_JSON) > _FACE_JSON_KEPT:
+        # Oldest first (dicts keep insertion order); another thread may have taken it already.
+        _FACE_JSON.pop(next(iter(_FACE_JSON)), None)
+    return text

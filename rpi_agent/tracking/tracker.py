@@ -12,6 +12,7 @@ clock, however fast it is processed, and tests drive time by hand.
 
 from __future__ import annotations
 
+import random
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import Protocol
 import numpy as np
 
 from rpi_agent.domain import Box, Detection, FaceEvent, Point, TrackedFace
-from rpi_agent.geometry import iou_matrix, match_best_pairs
 from rpi_agent.tracking.zones import merge_entered
 
 
@@ -41,9 +41,51 @@ class TrackerSettings(Protocol):
     def score_delta(self) -> float: ...
 
 
+# Seeded from the OS once per process: an id per candidate track (a crowd makes dozens a frame)
+# then costs no system call.
+_RANDOM = random.Random(secrets.randbits(64))
+
+
 def default_id(start_time: float) -> str:
     """``"<start time>-<6 random hex>"``: sortable, and unique across restarts without stored state."""
-    return f"{start_time:.6f}-{secrets.token_hex(3)}"
+    return f"{start_time:.6f}-{_RANDOM.getrandbits(24):06x}"
+
+
+def _iou(tracked: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """:func:`rpi_agent.geometry.iou_matrix` of ``(M, 4)`` and ``(N, 4)`` float64 boxes, from outer
+    products of coordinate rows (fewer, cheaper NumPy calls than broadcasting ``(M, N, 2)`` blocks)."""
+    x1, y1, x2, y2 = tracked.T
+    u1, v1, u2, v2 = boxes.T
+    width = np.minimum.outer(x2, u2) - np.maximum.outer(x1, u1)
+    np.maximum(width, 0.0, out=width)
+    height = np.minimum.outer(y2, v2) - np.maximum.outer(y1, v1)
+    np.maximum(height, 0.0, out=height)
+    inter = width * height
+    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    other = np.maximum(u2 - u1, 0.0) * np.maximum(v2 - v1, 0.0)
+    union = np.add.outer(area, other) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _best_pairs(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """:func:`rpi_agent.geometry.match_best_pairs`, looking only at the pairs above the threshold.
+
+    Best IoU first, each row and column once; ties keep the lower row, then the lower column.
+    """
+    rows, cols = np.nonzero(iou >= threshold)
+    if rows.size == 0:
+        return []
+    order = np.argsort(-iou[rows, cols], kind="stable")
+    rows_used: set[int] = set()
+    cols_used: set[int] = set()
+    pairs: list[tuple[int, int]] = []
+    for row, col in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
+        if row in rows_used or col in cols_used:
+            continue
+        rows_used.add(row)
+        cols_used.add(col)
+        pairs.append((row, col))
+    return pairs
 
 
 @dataclass(slots=True)
@@ -62,8 +104,11 @@ class _Track:
     published: TrackedFace | None = None
     published_at: float = 0.0
     landmarks: tuple[Point, ...] | None = None
+    current: TrackedFace | None = None
+    """The face as it is now, made when first asked for; cleared when the track changes."""
 
     def observe(self, det: Detection, zones: tuple[str, ...], now: float) -> None:
+        self.current = None
         self.box, self.score, self.landmarks = det.box, det.score, det.landmarks
         self.top_score = max(self.top_score, det.score)
         self.last_seen = now
@@ -73,13 +118,18 @@ class _Track:
         self.entered_zones = merge_entered(self.entered_zones, zones)
 
     def face(self, camera: str, *, end_time: float | None = None) -> TrackedFace:
+        if end_time is None and self.current is not None:
+            return self.current
         x1, y1, x2, y2 = self.box
-        return TrackedFace(
+        face = TrackedFace(
             id=self.id, camera=camera, box=self.box, score=self.score, top_score=self.top_score,
             area=max(0.0, x2 - x1) * max(0.0, y2 - y1), current_zones=self.current_zones,
             entered_zones=self.entered_zones, start_time=self.first_seen, end_time=end_time,
             has_snapshot=self.has_snapshot, landmarks=self.landmarks,
         )
+        if end_time is None:
+            self.current = face
+        return face
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +198,7 @@ class Tracker:
             raise ValueError(f"zones has {len(det_zones)} entries for {len(detections)} detections")
         boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
         tracked = np.array([t.box for t in self._tracks], dtype=np.float64).reshape(-1, 4)
-        pairs = match_best_pairs(iou_matrix(tracked, boxes), self.config.iou_threshold)
+        pairs = _best_pairs(_iou(tracked, boxes), self.config.iou_threshold) if len(tracked) else []
         matched_tracks = {row for row, _ in pairs}
         matched_dets = {col for _, col in pairs}
         for row, col in pairs:
@@ -194,7 +244,7 @@ class Tracker:
 
     def _age(self, matched: set[int], now: float) -> list[FaceEvent]:
         """Count a miss for every unmatched track; drop candidates, end expired faces."""
-        cfg = self.config
+        max_frames, max_seconds = self.config.max_age_frames, self.config.max_age_seconds
         kept: list[_Track] = []
         ends: list[FaceEvent] = []
         for index, track in enumerate(self._tracks):
@@ -204,8 +254,7 @@ class Tracker:
             track.misses += 1
             if track.published is None:
                 continue
-            too_old = cfg.max_age_seconds > 0 and now - track.last_seen >= cfg.max_age_seconds
-            if track.misses >= cfg.max_age_frames or too_old:
+            if track.misses >= max_frames or (max_seconds > 0 and now - track.last_seen >= max_seconds):
                 ends.append(self._end(track))
             else:
                 kept.append(track)
@@ -233,33 +282,34 @@ class Tracker:
                 continue
             if track.published is None:
                 if track.hits >= self.config.min_hits:
-                    track.has_snapshot = self._snapshot_worthy(track)
+                    track.has_snapshot, track.current = self._snapshot_worthy(track), None
                     face = track.face(self.camera)
                     news.append(FaceEvent("new", face, face))
                     track.published, track.published_at = face, now
                 continue
             if not track.has_snapshot and self._snapshot_worthy(track):
-                track.has_snapshot = True
+                track.has_snapshot, track.current = True, None
             event = self._maybe_update(track, now)
             if event is not None:
                 updates.append(event)
         return updates, news
 
     def _maybe_update(self, track: _Track, now: float) -> FaceEvent | None:
+        # Compared on the track itself: a face object is made only for an update that goes out.
         before = track.published
         assert before is not None
-        after = track.face(self.camera)
         urgent = (
-            after.current_zones != before.current_zones
-            or after.entered_zones != before.entered_zones
-            or after.has_snapshot != before.has_snapshot
+            track.current_zones != before.current_zones
+            or track.entered_zones != before.entered_zones
+            or track.has_snapshot != before.has_snapshot
         )
         delta = self.config.score_delta
-        scored = after.top_score - before.top_score >= delta or abs(after.score - before.score) >= delta
+        scored = track.top_score - before.top_score >= delta or abs(track.score - before.score) >= delta
         if delta == 0:
-            scored = after.top_score != before.top_score or after.score != before.score
+            scored = track.top_score != before.top_score or track.score != before.score
         due = now - track.published_at >= self.config.update_interval
         if not (urgent or (scored and due)):
             return None
+        after = track.face(self.camera)
         track.published, track.published_at = after, now
         return FaceEvent("update", before, after)
