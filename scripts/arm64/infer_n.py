@@ -8,12 +8,16 @@ Usage (inside the arm64 root, normally through insn_count.sh):
 
 Stages: ``invoke`` is the bare ``Interpreter.invoke()`` on a preset input tensor (the network alone);
 ``run`` adds setting the quantised input and reading the outputs (``TFLiteDetector.run``); ``detect`` is the
-whole ``FaceDetector.detect`` (resize, network, threshold, decode, NMS) on the full-size photo.
+whole ``FaceDetector.detect`` (resize, network, threshold, decode, NMS, landmarks if the model has them) on
+the full-size photo, resized the model family's way (``corner`` for the landmark models).
+
+Prints one JSON object on stdout: what ran (input size, resize mode, landmarks, faces found in the warm-up).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from rpi_agent.detection.face_detector import FaceDetector
@@ -43,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
             fd.detector.run(net_in)
         else:
             fd.detect(rgb)
-    print(f"n={args.n} stage={args.stage} faces={len(faces)}", file=sys.stderr)
+    facts = {"input": f"{fd.detector.width}x{fd.detector.height}", "resize": fd.resize,
+             "landmarks": fd.landmarks, "faces": len(faces)}
+    print(json.dumps(facts))
     return 0
 
 
