@@ -3,14 +3,17 @@
 # plugin (scripts/arm64/insn_count.c), and print one JSON object per model, CPU model and stage.
 #
 # Usage: sudo bash scripts/arm64/insn_count.sh [--model "NAME|FILE.tflite ..."] [--image JPG] [--n N]
-#                                              [--cpus "cortex-a72 ..."] [--stages "invoke run detect"] [--repeat R]
+#                                              [--cpus "cortex-a72 ..."] [--stages "invoke detect"] [--repeat R]
 #        sudo bash scripts/arm64/insn_count.sh --engine mnn|ncnn --model /shared/.../FILE [--n N] ...
 #
 # --model takes one or more built variants (RFB-320 slim-landmark-640 retinaface-mnet-640@768x576 ...; their
 # INT8 TFLite in $FACEAGENT_CACHE_DIR/models, else the copy installed in the root) or .tflite files
 # (/shared/... is ../shared). For each model, CPU model and repeat the workload (scripts/arm64/infer_n.py)
 # runs once with 0 loops and once per stage with N; the difference over N is the count per frame, free of
-# interpreter start-up, imports and model loading. Each JSON object also says what ran: the network's input
+# interpreter start-up, imports and model loading. Stages (infer_n.py): invoke (the network alone), run
+# (+ setting the input, reading the outputs), detect (FaceDetector.detect on the photo: resize, network,
+# decode, NMS, landmarks), resize (fitting the photo to the input alone). Defaults: RFB-320, 1.jpg, N = 20,
+# cortex-a72 and cortex-a76, invoke and detect. Each JSON object also says what ran: the network's input
 # size, the resize mode (corner for the landmark models), whether landmarks were decoded, the faces found
 # and the model file's SHA-256. scripts/arm64/insn_table.py turns the lines into a table.
 # The CPU model matters: XNNPACK picks its kernels from the ISA features the (emulated) CPU reports, so
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
         --stages) STAGES=$2; shift 2 ;;
         --repeat) REPEAT=$2; shift 2 ;;
         --engine) ENGINE=$2; shift 2 ;;
-        -h|--help) sed -n "2,25p" "$0"; exit 0 ;;
+        -h|--help) sed -n "2,27p" "$0"; exit 0 ;;
         *) echo "insn_count: unknown option: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -57,8 +60,8 @@ for value in "$N" "$REPEAT"; do
 done
 for stage in $STAGES; do
     case "$stage" in
-        invoke|run|detect) ;;
-        *) echo "insn_count: --stages takes invoke, run and detect, not '$stage'" >&2; exit 2 ;;
+        invoke|run|detect|resize) ;;
+        *) echo "insn_count: --stages takes invoke, run, detect and resize, not '$stage'" >&2; exit 2 ;;
     esac
 done
 for cpu in $CPUS; do

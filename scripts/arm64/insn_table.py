@@ -4,7 +4,7 @@ Usage:
     python3 scripts/arm64/insn_table.py COUNTS.jsonl [...] [--reference RFB-320]
 
 Per model and emulated core: the ``invoke`` and ``detect`` counts in millions (the median of the repeats),
-the ``invoke`` count divided by the reference model's on the same core, and the lower bound on a Pi's time
+both divided by the reference model's on the same core, and the lower bound on a Pi's time
 per frame that the ``detect`` count implies: instructions / (the core's peak instructions per cycle x the
 board's clock). That bound is not a timing: real code runs at a fraction of the peak and waits for memory.
 """
@@ -65,13 +65,18 @@ def _cell(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}"
 
 
+def _ratio(millions: dict[Key, float], key: Key, reference: str) -> str:
+    value, ref = millions.get(key), millions.get((reference, *key[1:]))
+    return "n/a" if value is None or ref is None else f"{value / ref:.2f}"
+
+
 def table(millions: dict[Key, float], inputs: dict[str, str], reference: str) -> str:
     """One row per model, four columns per emulated core (invoke, detect, ratio, bound)."""
     cpus = [cpu for cpu in CORES if any(key[1] == cpu for key in millions)]
     head = ["model", "input"]
     for cpu in cpus:
         core = CORES[cpu]
-        head += [f"{cpu} invoke", f"{cpu} detect", f"invoke ÷ {reference}'s",
+        head += [f"{cpu} invoke", f"{cpu} detect", f"÷ {reference}'s (invoke / detect)",
                  f"{core.board} ≥ ms ({core.peak_ipc}/cycle, {core.ghz} GHz)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for model, size in inputs.items():
@@ -80,10 +85,9 @@ def table(millions: dict[Key, float], inputs: dict[str, str], reference: str) ->
             core = CORES[cpu]
             invoke = millions.get((model, cpu, "invoke"))
             detect = millions.get((model, cpu, "detect"))
-            ref = millions.get((reference, cpu, "invoke"))
             cells += [_cell(invoke), _cell(detect),
-                      "n/a" if invoke is None or ref is None else f"{invoke / ref:.2f}",
-                      _cell(None if detect is None else detect / (core.peak_ipc * core.ghz * 1e3))]
+                      " / ".join(_ratio(millions, (model, cpu, stage), reference) for stage in ("invoke", "detect")),
+                      _cell(None if detect is None else detect / (core.peak_ipc * core.ghz))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
