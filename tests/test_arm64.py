@@ -411,3 +411,24 @@ def test_insn_count_of_a_landmark_model_on_pi4_and_pi5_cores(
         assert abs(row["faces"] - x86_faces) <= 1
         assert row["insns_per_frame"] > 10_000_000
     assert rows["cortex-a76"]["insns_per_frame"] < 0.75 * rows["cortex-a72"]["insns_per_frame"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "names"),
+    [
+        (("--model", "no-such-variant"), 1, "no-such-variant"),
+        (("--model", "/nowhere/x.tflite"), 1, "/nowhere/x.tflite"),
+        (("--n", "0"), 2, "'0'"),
+        (("--cpus", "cortex-a9"), 2, "cortex-a9"),
+        (("--stages", "everything"), 2, "everything"),
+        (("--engine", "mnn", "--model", "RFB-320"), 1, "RFB-320"),
+    ],
+)
+def test_insn_count_bad_arguments_are_one_line(args: tuple[str, ...], code: int, names: str, shared: Path) -> None:
+    """Refused before anything is built or emulated: one line naming what is wrong, no count."""
+    proc = subprocess.run(["bash", str(SCRIPTS / "insn_count.sh"), *args], capture_output=True, text=True,
+                          timeout=60, check=False, env={**os.environ, "FACEAGENT_SHARED_DIR": str(shared)})
+    assert proc.returncode == code
+    assert proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert names in proc.stderr

@@ -144,7 +144,8 @@ image_path=${IMAGE/#\/shared/$SHARED}
 site=$(cd "$ARM64_ROOT" && ls -d opt/faceagent/venv/lib/python3*/site-packages)
 
 # Run the root's python3 directly under the plugin-capable qemu: -L makes the guest's absolute paths
-# (its loader, libraries, site-packages) resolve inside the root, no chroot or binfmt needed.
+# (its loader, libraries, site-packages) resolve inside the root, no chroot or binfmt needed; a path that
+# the root lacks (the cache's models, ../shared) is the host's.
 # The guest's /proc/cpuinfo is the host's then (the root has no /proc mounted): a private mount namespace
 # shows it a Pi's instead (see write_cpuinfo in common.sh).
 count() {  # cpu stage n model facts_file -> instructions; what the workload printed goes to facts_file
