@@ -54,7 +54,7 @@ write_cpuinfo() {
         cortex-a76) part=0xd0b variant=0x4 revision=1
                     features="fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
                     model="Raspberry Pi 5 Model B Rev 1.0" ;;
-        *) echo "arm64: no /proc/cpuinfo preset for CPU $1 (cortex-a53, cortex-a72, cortex-a76)" >&2; return 64 ;;
+        *) echo "arm64: no /proc/cpuinfo preset for CPU $1 (cortex-a53, cortex-a72, cortex-a76)" >&2; return 2 ;;
     esac
     : > "$2"
     for i in $(seq 0 $(( $(nproc --all) - 1 ))); do

@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
 done
 if [ $# -eq 0 ]; then
     echo "in_root: no command given" >&2
-    exit 64
+    exit 2
 fi
 if [ ! -f "$ARM64_ROOT/.faceagent-root" ]; then
     echo "in_root: no arm64 root at $ARM64_ROOT: run scripts/arm64/make_root.sh first" >&2

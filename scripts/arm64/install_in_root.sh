@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
         --force) FORCE=1; shift ;;
         --models-from) MODELS_FROM=$2; shift 2 ;;
         -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-        *) echo "install_in_root: unknown option: $1" >&2; exit 64 ;;
+        *) echo "install_in_root: unknown option: $1" >&2; exit 2 ;;
     esac
 done
 

@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
         --mirror) MIRROR=$2; shift 2 ;;
         --rebuild) REBUILD=1; shift ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-        *) echo "make_root: unknown option: $1" >&2; exit 64 ;;
+        *) echo "make_root: unknown option: $1" >&2; exit 2 ;;
     esac
 done
 
