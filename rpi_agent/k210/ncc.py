@@ -112,6 +112,11 @@ def compile_tflite(ncc: Path, source: Path, target: Path, frames: np.ndarray, *,
         report = _run(cmd, "compile")
         if not tmp_target.is_file():
             raise ModelError("ncc compile wrote no kmodel")
+        data = tmp_target.read_bytes()
+        if gap := kmodel_format.missing_padding(data):
+            # ncc seeks over the last node body's alignment padding instead of writing it.
+            log.info("ncc left out the last node's %d padding bytes; completing the file with zeros", gap)
+            tmp_target.write_bytes(data + bytes(gap))
         try:  # refuse to publish a file the runtime could not read whole
             kmodel_format.parse(tmp_target.read_bytes())
         except ModelError as exc:

@@ -93,7 +93,7 @@ def build_v4(name: str, *, ncc: Path | None = None, source: Path | None = None, 
     compile_tflite(ncc, src, target, frames, normalisation=ncc_normalisation(net.mean, net.std))
     seconds = round(time.monotonic() - start, 2)
     header = kmodel_format.read(target)
-    build = KmodelBuild(name, 4, target, target.stat().st_size, src, {}, seconds)
+    build = KmodelBuild(name, 4, target, target.stat().st_size, src, header.op_split(), seconds)
     info = _info(build, calib, frames, f"ncc {NCC_VERSION} ({ncc})", recipe=Path(ncc_module.__file__))
     info.update(source=str(src), source_sha256=sha256_file(src), ncc_sha256=sha256_file(ncc),
                 main_mem_bytes=header.main_mem_bytes, constants_bytes=header.constants_bytes,
@@ -109,7 +109,7 @@ def build_v4(name: str, *, ncc: Path | None = None, source: Path | None = None, 
             target.unlink()
             raise ModelError(f"{name}: V4 kmodel agrees with the INT8 TFLite at F1 {result.f1} < {MIN_F1}; "
                              "not kept")
-        build = KmodelBuild(name, 4, target, target.stat().st_size, src, {}, seconds, checked)
+        build = KmodelBuild(name, 4, target, target.stat().st_size, src, header.op_split(), seconds, checked)
     record_build_info(out_dir, "kmodel_v4", info)
     return build
 
