@@ -141,3 +141,17 @@ def test_every_convolution_runs_on_the_kpu(name: str) -> None:
     # The training mean is one subtraction on the CPU, over the uint8 frame, before the first KPU layer.
     assert ops["cpu"]["Binary"] == 1 and ops["cpu"]["Softmax"] == 1
     assert info["memory_bytes"]["total"] < 6 * 1024 * 1024  # the K210's 6 MB of main SRAM
+
+
+def test_retinaface_runs_its_upsampling_on_the_cpu_and_fits_the_k210() -> None:
+    # RetinaFace's feature pyramid: two nearest 2x upsamplings, each added to a lateral 1x1 conv.
+    # nncase 1.9 puts every convolution (and the additions) on the KPU and both resizes on the CPU.
+    name = "retinaface-mnet-320"
+    info = json.loads((kmodel(name).parent / "build-info.json").read_text())["kmodel_v5"]
+    assert info["input"]["width"] == 320 and info["input"]["height"] == 256  # the 320x240 frame + 16 rows of mean
+    ops = info["ops"]
+    assert ops["cpu"]["ResizeImage"] == 2 and "ResizeImage" not in ops["kpu"]
+    assert ops["kpu"]["KPUConv2D"] >= 56 and not any(op.startswith("Conv") for op in ops["cpu"])
+    assert info["memory_bytes"]["total"] < 6 * 1024 * 1024
+    check = info["agreement_vs_int8_tflite"]
+    assert check["f1"] >= MIN_F1 and check["landmark_nme"] < LANDMARK_NME_MAX

@@ -90,11 +90,14 @@ def write_calibration(frames: np.ndarray, folder: Path) -> Path:
 
 
 def compile_tflite(ncc: Path, source: Path, target: Path, frames: np.ndarray, *,
-                   calibrate_method: str = "l2", normalisation: tuple[str, str] = (NCC_MEAN, NCC_STD)) -> str:
+                   calibrate_method: str = "l2", normalisation: tuple[str, str] = (NCC_MEAN, NCC_STD)
+                   ) -> tuple[str, int]:
     """Compile a float TFLite network to a uint8-input V4 kmodel for the K210.
 
     Returns:
-        ncc's own report (its SUMMARY with the memory use).
+        ncc's own report (its SUMMARY with the memory use), and how many bytes of the last node
+        body's padding ncc left unwritten and this function appended (see
+        :func:`rpi_agent.k210.kmodel.missing_padding`).
 
     Raises:
         ModelError: The source is not a .tflite, or ncc failed (its last line is in the message).
@@ -113,7 +116,8 @@ def compile_tflite(ncc: Path, source: Path, target: Path, frames: np.ndarray, *,
         if not tmp_target.is_file():
             raise ModelError("ncc compile wrote no kmodel")
         data = tmp_target.read_bytes()
-        if gap := kmodel_format.missing_padding(data):
+        gap = kmodel_format.missing_padding(data)
+        if gap:
             # ncc seeks over the last node body's alignment padding instead of writing it.
             log.info("ncc left out the last node's %d padding bytes; completing the file with zeros", gap)
             tmp_target.write_bytes(data + bytes(gap))
@@ -123,7 +127,7 @@ def compile_tflite(ncc: Path, source: Path, target: Path, frames: np.ndarray, *,
             raise ModelError(f"ncc compile of {source.name} wrote a broken kmodel ({exc}); not kept") from None
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp_target, target)
-    return report
+    return report, gap
 
 
 def infer(ncc: Path, kmodel: Path, frames: np.ndarray) -> list[np.ndarray]:

@@ -90,14 +90,14 @@ def build_v4(name: str, *, ncc: Path | None = None, source: Path | None = None, 
     log.info("compiling %s (%s) to %s with ncc %s on %d calibration frames", name, src, target, NCC_VERSION,
              len(frames))
     start = time.monotonic()
-    compile_tflite(ncc, src, target, frames, normalisation=ncc_normalisation(net.mean, net.std))
+    _, padded = compile_tflite(ncc, src, target, frames, normalisation=ncc_normalisation(net.mean, net.std))
     seconds = round(time.monotonic() - start, 2)
     header = kmodel_format.read(target)
     build = KmodelBuild(name, 4, target, target.stat().st_size, src, header.op_split(), seconds)
     info = _info(build, calib, frames, f"ncc {NCC_VERSION} ({ncc})", recipe=Path(ncc_module.__file__))
     info.update(source=str(src), source_sha256=sha256_file(src), ncc_sha256=sha256_file(ncc),
                 main_mem_bytes=header.main_mem_bytes, constants_bytes=header.constants_bytes,
-                runtime_nodes=header.nodes,
+                runtime_nodes=header.nodes, padding_completed_bytes=padded,
                 outputs=[{"memory": t.memory, "bytes": t.size} for t in header.outputs])
     checked = None
     if verify:
