@@ -171,4 +171,6 @@ def test_a_landmark_model_sends_and_draws_five_points_per_face(tmp_path: Path) -
     lcd, kpu = summary["lcd"], summary["kpu"]
     assert lcd["rects"] == sent and len(lcd["circles"]) == 5 * sent
     print(f"landmark model: heap high-water (all a frame allocates) {kpu['heap_peak']} bytes")
-    assert kpu["heap_peak"] < 256 * 1024
+    # Up to 50 faces x 5 points read, decoded, scaled and sent: ~56 KB more than boxes alone
+    # (232 KB); all of it garbage the board's GC frees, this port's figure frees nothing.
+    assert 20 * 1024 < kpu["heap_peak"] < 320 * 1024
