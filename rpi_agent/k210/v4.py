@@ -107,11 +107,19 @@ def build_v4(name: str, *, ncc: Path | None = None, source: Path | None = None, 
         info["agreement_vs_int8_tflite"] = checked
         if result.f1 < MIN_F1:
             target.unlink()
-            raise ModelError(f"{name}: V4 kmodel agrees with the INT8 TFLite at F1 {result.f1} < {MIN_F1}; "
-                             "not kept")
+            raise ModelError(_refusal(name, result, header.op_split()))
         build = KmodelBuild(name, 4, target, target.stat().st_size, src, header.op_split(), seconds, checked)
     record_build_info(out_dir, "kmodel_v4", info)
     return build
+
+
+def _refusal(name: str, result: Agreement, ops: dict[str, dict[str, int]]) -> str:
+    cpu_convs = ops.get("cpu", {}).get("Conv2D", 0)
+    why = (f"; it runs {cpu_convs} convolutions as float CPU Conv2D (ncc {NCC_VERSION} keeps dilated "
+           "convolutions off the KPU)") if cpu_convs else ""
+    return (f"{name}: the V4 kmodel in nncase v0.2's runtime finds {result.kmodel_faces} faces where the INT8 "
+            f"TFLite finds {result.tflite_faces} ({result.matched} matched, F1 {result.f1} < {MIN_F1}){why}; "
+            "not kept")
 
 
 def v4_is_current(name: str, path: Path, *, ncc: Path) -> bool:
