@@ -9,6 +9,8 @@ simulated outputs and must give the NumPy decoder's faces and landmarks.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +157,13 @@ def test_retinaface_runs_its_upsampling_on_the_cpu_and_fits_the_k210() -> None:
     assert info["memory_bytes"]["total"] < 6 * 1024 * 1024
     check = info["agreement_vs_int8_tflite"]
     assert check["f1"] >= MIN_F1 and check["landmark_nme"] < LANDMARK_NME_MAX
+
+
+def test_no_v4_is_tried_for_an_input_the_board_script_does_not_feed() -> None:
+    proc = subprocess.run([sys.executable, "-m", "rpi_agent", "k210", "build", "retinaface-mnet-320", "--kmodel", "4"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "input 320x256 is not the camera's 320x240 frame" in proc.stderr and "--kmodel 5" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "rpi_agent", "k210", "build", "retinaface-mnet-320@320x240"],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 1 and "multiples of 32" in proc.stderr and "Traceback" not in proc.stderr

@@ -80,8 +80,13 @@ def build_v4(name: str, *, ncc: Path | None = None, source: Path | None = None, 
             then removed, so nothing unverified is left to flash).
         RuntimeMissingError: ncc has not been built (``scripts/k210/build_ncc.sh``).
     """
-    ncc = check_ncc(ncc) if ncc is not None else default_ncc()
     net = network_input(name)
+    if (net.width, net.height) != KPU_MAX_INPUT:
+        # main.py hands the KPU the camera's 320x240 frame as it is; a V4 file is for the board.
+        raise ModelError(f"{name}: input {net.width}x{net.height} is not the camera's {KPU_MAX_INPUT[0]}x"
+                         f"{KPU_MAX_INPUT[1]} frame the board script feeds a V4 kmodel; build --kmodel 5 "
+                         "(nncase 1.9, host simulation) instead")
+    ncc = check_ncc(ncc) if ncc is not None else default_ncc()
     src = resolve_source(name, source)
     calib = calib_dir or default_calibration_dir()
     frames = calibration_frames(calib, net.width, net.height, net.pad)
