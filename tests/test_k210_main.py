@@ -174,3 +174,19 @@ def test_a_landmark_model_sends_and_draws_five_points_per_face(tmp_path: Path) -
     # Up to 50 faces x 5 points read, decoded, scaled and sent: ~56 KB more than boxes alone
     # (232 KB); all of it garbage the board's GC frees, this port's figure frees nothing.
     assert 20 * 1024 < kpu["heap_peak"] < 320 * 1024
+
+
+def test_a_landmark_kmodel_at_a_flash_offset_is_read_in_ncc_s_output_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # At a flash offset there is no header to read: FLASH_ORDER must be what ncc writes.
+    import importlib
+
+    from k210_support import K210_DIR
+
+    monkeypatch.syspath_prepend(str(K210_DIR))
+    kpu_api = importlib.import_module("kpu_api")
+    for name, landmarks in ((NAME, False), (LANDMARK_KMODELS[0], True)):
+        from_file = kpu_api.model_layout(str(kmodel_v4(name)))
+        at_offset = kpu_api.model_layout(0x300000, 400000, landmarks)
+        keys = ("boxes", "scores", "landmarks", "family", "priors")
+        assert {k: from_file[k] for k in keys} == {k: at_offset[k] for k in keys}, name
+    assert from_file["family"] == "ssd-landmark" and from_file["landmarks"] == 2
