@@ -1,4 +1,5 @@
-# faceagent K210 post-processing: threshold -> decode candidates -> hard NMS.
+# faceagent K210 post-processing: threshold -> decode candidates -> hard NMS (-> landmarks of the
+# survivors, for models that have them).
 #
 # Pure MicroPython (MaixPy v0.6 is MicroPython 1.11: no f-strings, no annotations), also
 # runs under CPython. The semantics follow rpi_agent/decoder.py so that the board and
@@ -26,6 +27,15 @@ except ImportError:
 
 MIN_BOXES = ((10, 16, 24), (32, 48), (64, 96), (128, 192, 256))
 STRIDES = (8, 16, 32, 64)
+RETINAFACE_MIN_BOXES = ((10, 20), (32, 64), (128, 256))
+RETINAFACE_STRIDES = (8, 16, 32)
+# Prior layouts by model family (rpi_agent/detection/layouts.py): (min boxes, strides, clip).
+# The landmark slim/RFB networks use Ultra-Light's anchors unclipped.
+LAYOUTS = {
+    "ultra-light": (MIN_BOXES, STRIDES, True),
+    "ssd-landmark": (MIN_BOXES, STRIDES, False),
+    "retinaface": (RETINAFACE_MIN_BOXES, RETINAFACE_STRIDES, False),
+}
 CENTER_VARIANCE = 0.1
 SIZE_VARIANCE = 0.2
 NMS_EPS = 1e-5
@@ -33,6 +43,10 @@ NMS_EPS = 1e-5
 
 def _ceil_div(a, b):
     return -(-a // b)
+
+
+def _same(v):
+    return v
 
 
 def _clip01(v):
@@ -43,16 +57,24 @@ def _clip01(v):
     return v
 
 
-class Priors:
-    """SSD priors of the Ultra-Light detector, computed on demand by index.
+def priors_for(family, width=320, height=240):
+    """The Priors of a model family ("ultra-light", "ssd-landmark", "retinaface")."""
+    min_boxes, strides, clip = LAYOUTS[family]
+    return Priors(width, height, min_boxes, strides, clip)
 
-    Same order and values as rpi_agent.priors.generate_priors: feature map, row,
-    column, prior size; centres (i + 0.5) * stride / size; everything clipped to [0, 1].
+
+class Priors:
+    """SSD priors of the detector, computed on demand by index.
+
+    Same order and values as rpi_agent.detection.priors.generate_priors: feature map, row,
+    column, prior size; centres (i + 0.5) * stride / size; everything clipped to [0, 1] when
+    `clip` (Ultra-Light), not for the landmark networks.
     """
 
-    def __init__(self, width, height, min_boxes=MIN_BOXES, strides=STRIDES):
+    def __init__(self, width, height, min_boxes=MIN_BOXES, strides=STRIDES, clip=True):
         self.width = width
         self.height = height
+        fit = _clip01 if clip else _same
         # Per level: (first index, fm_w, per_cell, column centres, row centres, (w, h, w/2, h/2) per
         # size). The floats are made once here: reading a float object out of a tuple allocates
         # nothing, where computing it per candidate would (every float is a heap object).
@@ -61,12 +83,12 @@ class Priors:
         for sizes, stride in zip(min_boxes, strides):
             fm_w = _ceil_div(width, stride)
             fm_h = _ceil_div(height, stride)
-            xs = tuple(_clip01((c + 0.5) * stride / width) for c in range(fm_w))
-            ys = tuple(_clip01((r + 0.5) * stride / height) for r in range(fm_h))
+            xs = tuple(fit((c + 0.5) * stride / width) for c in range(fm_w))
+            ys = tuple(fit((r + 0.5) * stride / height) for r in range(fm_h))
             dims = []
             for size in sizes:
-                w = _clip01(size / width)
-                h = _clip01(size / height)
+                w = fit(size / width)
+                h = fit(size / height)
                 dims.append((w, h, w / 2, h / 2))
             self._levels.append((start, fm_w, len(sizes), xs, ys, tuple(dims)))
             start += fm_w * fm_h * len(sizes)
@@ -183,7 +205,7 @@ def decode(read_boxes, priors, cands):
         cands: list of (score, prior index) from find_candidates.
 
     Returns:
-        list of [x1, y1, x2, y2, score], normalised, in the order of `cands`.
+        list of [x1, y1, x2, y2, score, prior index], normalised, in the order of `cands`.
     """
     out = []
     for score, idx in cands:
@@ -194,8 +216,32 @@ def decode(read_boxes, priors, cands):
         # (w / 2) * e equals (w * e) / 2 exactly (halving is exact in binary floating point).
         hw = dims[2] * math.exp(d[2] * SIZE_VARIANCE)
         hh = dims[3] * math.exp(d[3] * SIZE_VARIANCE)
-        out.append([cx - hw, cy - hh, cx + hw, cy + hh, score])
+        out.append([cx - hw, cy - hh, cx + hw, cy + hh, score, idx])
     return out
+
+
+def add_landmarks(read_landmarks, priors, faces):
+    """Replace the prior index that ends each face with its five landmarks, in place.
+
+    Decoded only for the faces NMS kept (a few), as the Pi does: prior centre + offset x centre
+    variance x prior size, like rpi_agent.detection.decoder.decode_landmarks.
+
+    Args:
+        read_landmarks: callable (a, b) -> floats of the flattened (count, 10) landmark output.
+        priors: a Priors instance.
+        faces: [x1, y1, x2, y2, score, prior index] lists from decode (and nms).
+
+    Returns:
+        `faces`, each now [x1, y1, x2, y2, score, [[x, y] x 5]], normalised.
+    """
+    for f in faces:
+        idx = f[5]
+        d = read_landmarks(10 * idx, 10 * idx + 10)
+        pcx, pcy, dims = priors.parts(idx)
+        sx = CENTER_VARIANCE * dims[0]
+        sy = CENTER_VARIANCE * dims[1]
+        f[5] = [[pcx + d[2 * k] * sx, pcy + d[2 * k + 1] * sy] for k in range(5)]
+    return faces
 
 
 def _area(b):
@@ -252,24 +298,40 @@ def nms(boxes, iou_threshold=0.3, top_k=-1):
 
 
 def to_pixels(boxes, width, height, ndigits=1):
-    """Scale normalised boxes to pixels of a width x height frame, clipped to the frame."""
+    """Scale normalised boxes to pixels of a width x height frame, clipped to the frame.
+
+    Landmarks (a sixth item of five [x, y]) are scaled too but not clipped: a point of a face
+    cut by the frame's edge lies outside it, as on the Pi.
+    """
     out = []
     for b in boxes:
         x1 = min(max(b[0] * width, 0.0), float(width))
         y1 = min(max(b[1] * height, 0.0), float(height))
         x2 = min(max(b[2] * width, 0.0), float(width))
         y2 = min(max(b[3] * height, 0.0), float(height))
-        out.append([round(x1, ndigits), round(y1, ndigits), round(x2, ndigits), round(y2, ndigits),
-                    round(b[4], 4)])
+        face = [round(x1, ndigits), round(y1, ndigits), round(x2, ndigits), round(y2, ndigits), round(b[4], 4)]
+        if len(b) > 5 and isinstance(b[5], list):
+            face.append([[round(p[0] * width, ndigits), round(p[1] * height, ndigits)] for p in b[5]])
+        out.append(face)
     return out
 
 
 def detect(read_scores, read_boxes, priors, threshold=0.6, iou_threshold=0.3, top_k=-1,
-           candidate_size=200, chunk=256, score_at=None):
-    """Threshold -> decode -> NMS on one frame's outputs.
+           candidate_size=200, chunk=256, score_at=None, read_landmarks=None):
+    """Threshold -> decode -> NMS (-> landmarks of the kept faces) on one frame's outputs.
+
+    Args:
+        read_landmarks: callable (a, b) -> floats of the flattened (count, 10) landmark output,
+            for a model that has one; None: no landmarks.
 
     Returns:
-        list of [x1, y1, x2, y2, score], normalised to the network input, best first.
+        list of [x1, y1, x2, y2, score] (plus [[x, y] x 5] with `read_landmarks`), normalised to
+        the network input, best first.
     """
     cands = find_candidates(read_scores, priors.count, threshold, candidate_size, chunk, True, score_at)
-    return nms(decode(read_boxes, priors, cands), iou_threshold, top_k)
+    kept = nms(decode(read_boxes, priors, cands), iou_threshold, top_k)
+    if read_landmarks is not None:
+        return add_landmarks(read_landmarks, priors, kept)
+    for f in kept:
+        f.pop()  # the prior index
+    return kept

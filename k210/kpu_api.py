@@ -10,8 +10,8 @@
 #     output 0 only, and only as one list of all its floats (getlist=True).
 #   * CanMV branch feat/kpu: kpu.load(path); kpu.run(img); kpu.get_outputs(i) -> list: its runtime is
 #     nncase 1.1 (kmodel V5), which cannot run a V4 file.
-# The face model has two outputs (scores 4420x2, boxes 4420x4): CanMV's released API cannot reach
-# the second, and a list of all 8840 scores alone would take ~350 KB of a ~768 KB heap, so on that
+# The face model has two outputs (scores 4420x2, boxes 4420x4), a landmark model a third (4420x10):
+# CanMV's released API cannot reach the second, and a list of all 8840 scores alone would take ~350 KB of a ~768 KB heap, so on that
 # API the script stops with one message instead of running out of memory mid-frame.
 
 import os
@@ -22,6 +22,11 @@ try:
 except ImportError:  # imported from a host test without the board folder on the path
     facedet = None
 
+# Output order of the V4 files ncc writes, for a kmodel at a flash offset (no header to read).
+FLASH_ORDER = {
+    "ultra-light": {"boxes": 0, "scores": 1, "landmarks": None},
+    "ssd-landmark": {"boxes": 0, "scores": 1, "landmarks": 2},
+}
 HEADER_BYTES = 40  # 10 x u32: 'KMDL', version, flags, target, constants, main_mem, nodes, inputs, outputs, reserved
 
 
@@ -95,21 +100,46 @@ def check_kmodel(path, firmware):
     return None
 
 
-def model_layout(model, size_hint=0):
-    """{"version", "size", "scores", "boxes", "priors"}: which output holds what, from the header."""
+def _order(outputs, priors):
+    """{"scores", "boxes", "landmarks"} -> output index, from the V4 outputs' float counts, or None."""
+    want = {2 * priors: "scores", 4 * priors: "boxes", 10 * priors: "landmarks"}
+    order = {"landmarks": None}
+    for i in range(len(outputs)):
+        kind = want.get(outputs[i])
+        if kind is None or order.get(kind) is not None:
+            return None
+        order[kind] = i
+    if len(outputs) not in (2, 3) or "scores" not in order or "boxes" not in order:
+        return None
+    return order
+
+
+def model_layout(model, size_hint=0, landmarks=False):
+    """{"version", "size", "scores", "boxes", "landmarks", "priors", "family"}: which output holds
+    what (read from the header) and the prior layout: "ultra-light", or "ssd-landmark" for the
+    slim/RFB landmark networks, whose third output holds five points per prior ("landmarks" is
+    None without one). A kmodel at a flash offset has no header to read here: `landmarks` (the
+    config's) says which model it is, FLASH_ORDER where ncc puts its outputs."""
     priors = facedet.Priors(320, 240).count
     if not isinstance(model, str):
-        # A flash offset: MaixPy reads the header itself; slim-320's V4 order is (boxes, scores).
-        return {"version": 4, "size": size_hint, "scores": 1, "boxes": 0, "priors": priors}
+        order = FLASH_ORDER["ssd-landmark" if landmarks else "ultra-light"]
+        layout = {"version": 4, "size": size_hint, "priors": priors,
+                  "family": "ssd-landmark" if landmarks else "ultra-light"}
+        layout.update(order)
+        return layout
     version, head, extra = _read_header(model)
-    layout = {"version": version, "size": file_size(model), "scores": 0, "boxes": 1, "priors": priors}
+    layout = {"version": version, "size": file_size(model), "scores": 0, "boxes": 1, "landmarks": None,
+              "priors": priors, "family": "ultra-light"}
     if version == 4 and extra is not None and extra[1]:
         outputs = extra[1]
-        if outputs == [4 * priors, 2 * priors]:
-            layout["scores"], layout["boxes"] = 1, 0
-        elif outputs != [2 * priors, 4 * priors]:
+        order = _order(outputs, priors)
+        if order is None:
             raise BoardProblem("kmodel_outputs", "%s: outputs of %s floats are not the face model's scores "
-                                                 "(%d) and boxes (%d)" % (model, outputs, 2 * priors, 4 * priors))
+                                                 "(%d), boxes (%d) and optional landmarks (%d)"
+                               % (model, outputs, 2 * priors, 4 * priors, 10 * priors))
+        layout.update(order)
+        if order["landmarks"] is not None:
+            layout["family"] = "ssd-landmark"
     return layout
 
 
@@ -142,15 +172,22 @@ class MaixPyKPU:
             p = layout["priors"]
             self.kpu.set_outputs(self.task, layout["scores"], 2, p, 1)
             self.kpu.set_outputs(self.task, layout["boxes"], 4, p, 1)
+            if layout.get("landmarks") is not None:
+                self.kpu.set_outputs(self.task, layout["landmarks"], 10, p, 1)
         self.layout = layout
 
     def run(self, img):
+        """(read_scores, read_boxes, score_at, read_landmarks or None) of this frame's outputs."""
         first = self.kpu.forward(self.task, img)  # output 0; the others through get_output
         self.fmap = first
-        s, b = self.layout["scores"], self.layout["boxes"]
-        scores = first if s == 0 else self.kpu.get_output(self.task, s)
-        boxes = first if b == 0 else self.kpu.get_output(self.task, b)
-        return _reader(scores), _reader(boxes), _at(scores)
+
+        def output(i):
+            return first if i == 0 else self.kpu.get_output(self.task, i)
+
+        scores = output(self.layout["scores"])
+        boxes = output(self.layout["boxes"])
+        m = self.layout.get("landmarks")
+        return _reader(scores), _reader(boxes), _at(scores), (None if m is None else _reader(output(m)))
 
     def free(self):
         if self.fmap is not None and hasattr(self.kpu, "fmap_free"):
@@ -191,7 +228,9 @@ class CanMVKPU:
     def run(self, img):
         self.kpu.run_with_output(img)
         scores = self.kpu.get_output(self.layout["scores"])
-        return _reader(scores), _reader(self.kpu.get_output(self.layout["boxes"])), _at(scores)
+        m = self.layout.get("landmarks")
+        return (_reader(scores), _reader(self.kpu.get_output(self.layout["boxes"])), _at(scores),
+                None if m is None else _reader(self.kpu.get_output(m)))
 
     def free(self):
         pass

@@ -3,7 +3,9 @@
 # Copy this file, facedet.py, kpu_api.py and the kmodel V4 to the SD card (see k210/README.md). Every
 # frame sends one line over the UART:
 #     {"t": <board ms>, "faces": [[x1, y1, x2, y2, score], ...]}
-# with boxes in the 320x240 camera frame's pixels. A problem (no SD card, no model, a
+# with boxes in the 320x240 camera frame's pixels; a landmark model (slim/RFB-landmark) adds
+#     "landmarks": [[[x, y] x 5], ...]
+# one entry per face in the same order (eyes, nose tip, mouth corners), also in frame pixels. A problem (no SD card, no model, a
 # crash) is sent as {"t": ms, "error": "...", "code": "..."} and shown on the LCD; the loop never hangs
 # silently: a watchdog resets the board if a frame takes longer than `wdt_ms`.
 #
@@ -25,6 +27,7 @@ import kpu_api  # noqa: E402
 CONFIG = {
     "model": "/sd/faceagent.kmodel",  # a path, or a flash offset such as 0x300000
     "model_size": 0,  # bytes at a flash offset (CanMV's load_kmodel needs it; 0: read from the header)
+    "landmarks": False,  # a kmodel at a flash offset is a landmark model (a file's header says so itself)
     "threshold": 0.6,
     "nms": 0.3,
     "top_k": 50,
@@ -42,6 +45,7 @@ WIDTH = 320
 HEIGHT = 240
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)
+YELLOW = (255, 255, 0)
 
 
 class Board:
@@ -172,36 +176,46 @@ def load_model(board, cfg):
         raise kpu_api.BoardProblem("no_kpu", "firmware %s has no KPU module (neither MaixPy's KPU nor "
                                    "CanMV's maix.KPU): flash a build with KPU support" % kpu_api.firmware_name())
     model = cfg["model"]
-    layout = kpu_api.model_layout(model, cfg["model_size"])
+    layout = kpu_api.model_layout(model, cfg["model_size"], cfg["landmarks"])
     board.kpu.load(model, layout)
     return layout
 
 
 def detect_frame(board, layout, img, priors, cfg):
-    read_scores, read_boxes, score_at = board.kpu.run(img)
+    read_scores, read_boxes, score_at, read_landmarks = board.kpu.run(img)
     faces = facedet.detect(read_scores, read_boxes, priors, cfg["threshold"], cfg["nms"],
-                           cfg["top_k"], 200, cfg["chunk"], score_at)
+                           cfg["top_k"], 200, cfg["chunk"], score_at, read_landmarks)
     board.kpu.free()
     return facedet.to_pixels(faces, WIDTH, HEIGHT, 0)
+
+
+def frame_line(now, faces):
+    """The UART message of one frame: boxes (and landmarks) rounded to pixels."""
+    msg = {"t": now, "faces": [[int(f[0]), int(f[1]), int(f[2]), int(f[3]), f[4]] for f in faces]}
+    if faces and len(faces[0]) > 5:
+        msg["landmarks"] = [[[int(p[0]), int(p[1])] for p in f[5]] for f in faces]
+    return msg
 
 
 def draw(board, img, faces, fps):
     for f in faces:
         img.draw_rectangle(int(f[0]), int(f[1]), int(f[2] - f[0]), int(f[3] - f[1]), color=GREEN, thickness=2)
+        if len(f) > 5:
+            for p in f[5]:
+                img.draw_circle(int(p[0]), int(p[1]), 2, color=YELLOW, thickness=1, fill=True)
     img.draw_string(2, 2, "%d faces %.1f fps" % (len(faces), fps), color=RED, scale=2)
     board.lcd.display(img)
 
 
 def loop(board, uart, cfg, wdt, layout):
-    priors = facedet.Priors(WIDTH, HEIGHT)
+    priors = facedet.priors_for(layout["family"], WIDTH, HEIGHT)
     fps = 0.0
     last = ticks()
     while True:
         img = board.sensor.snapshot()
         faces = detect_frame(board, layout, img, priors, cfg)
         now = ticks()
-        send(uart, {"t": now, "faces": [[int(f[0]), int(f[1]), int(f[2]), int(f[3]), f[4]]
-                                        for f in faces]})
+        send(uart, frame_line(now, faces))
         dt = time.ticks_diff(now, last)
         last = now
         if dt > 0:

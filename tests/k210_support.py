@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpi_agent.detection.decoder import DecodeOptions, postprocess
+from rpi_agent.detection.decoder import DecodeOptions, decode_landmarks, postprocess, postprocess_indexed
+from rpi_agent.detection.layouts import SSD_LANDMARK
 from rpi_agent.detection.preprocess import fit_to_input
 from rpi_agent.detection.priors import PriorSpec, generate_priors
 from rpi_agent.domain import Detection
@@ -22,10 +23,12 @@ from rpi_agent.evaluation.agreement import greedy_match
 from rpi_agent.geometry import iou_matrix
 from rpi_agent.imaging.files import load_rgb
 from rpi_agent.imaging.listing import iter_image_paths
+from rpi_agent.k210.agreement import KpuOutputs
 from rpi_agent.k210.micropython import run_micropython
 from rpi_agent.paths import models_dir, shared_dir
 
 KMODELS = ("slim-320", "RFB-320")
+LANDMARK_KMODELS = ("slim-landmark-320", "RFB-landmark-320")
 WIDTH, HEIGHT = 320, 240
 SPEC = PriorSpec(WIDTH, HEIGHT)
 REPO = Path(__file__).resolve().parent.parent
@@ -72,11 +75,17 @@ def simulated_v4_raw(name: str) -> tuple[np.ndarray, ...]:
 
 
 @functools.cache
-def simulated_v4(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """The V4 outputs as scores ``(N, P, 2)`` and loc ``(N, P, 4)``."""
-    from rpi_agent.k210.v4 import split_outputs
+def simulated_v4_outputs(name: str) -> KpuOutputs:
+    """The V4 outputs as scores ``(N, P, 2)``, loc ``(N, P, 4)`` and landmarks ``(N, P, 10)`` or None."""
+    from rpi_agent.k210.agreement import split_outputs
 
     return split_outputs(list(simulated_v4_raw(name)))
+
+
+def simulated_v4(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The V4 outputs as scores ``(N, P, 2)`` and loc ``(N, P, 4)``."""
+    out = simulated_v4_outputs(name)
+    return out.scores, out.loc
 
 
 @functools.cache
@@ -100,17 +109,42 @@ def camera_frames() -> np.ndarray:
 
 
 @functools.cache
-def simulated(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """nncase-simulated KPU outputs of every camera frame: scores ``(N, P, 2)``, loc ``(N, P, 4)``."""
+def simulated_outputs(name: str) -> KpuOutputs:
+    """nncase-simulated KPU outputs of every camera frame (landmarks too, for a landmark model)."""
     from rpi_agent.k210.simulator import simulate
 
-    out = simulate(kmodel(name), camera_frames())
+    return simulate(kmodel(name), camera_frames())
+
+
+def simulated(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """nncase-simulated KPU outputs of every camera frame: scores ``(N, P, 2)``, loc ``(N, P, 4)``."""
+    out = simulated_outputs(name)
     return out.scores, out.loc
 
 
 @functools.cache
 def priors() -> np.ndarray:
     return generate_priors(SPEC)
+
+
+LANDMARK_SPEC = SSD_LANDMARK.spec(WIDTH, HEIGHT)  # the slim/RFB landmark networks: unclipped priors
+
+
+def numpy_faces_landmarks(out: KpuOutputs, i: int, *, threshold: float, top_k: int = -1,
+                          width: float = WIDTH, height: float = HEIGHT
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The NumPy decoder on frame ``i`` of a landmark model's outputs, with the board's candidate bound.
+
+    Returns:
+        ``(M, 4)`` pixel boxes, ``(M,)`` scores and ``(M, 5, 2)`` pixel landmarks.
+    """
+    assert out.landmarks is not None
+    table = generate_priors(LANDMARK_SPEC)
+    options = DecodeOptions(score_threshold=threshold, top_k=top_k, candidate_size=BOARD_CANDIDATES)
+    boxes, best, kept = postprocess_indexed(out.scores[i][:, 1], out.loc[i], table, LANDMARK_SPEC, options=options)
+    points = decode_landmarks(out.landmarks[i][kept], table[kept], LANDMARK_SPEC)
+    scale = np.array([width, height], dtype=np.float32)
+    return boxes * np.tile(scale, 2), best, points * scale
 
 
 BOARD_CANDIDATES = 200  # k210/facedet.py decodes at most this many candidates: its heap bound

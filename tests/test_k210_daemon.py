@@ -18,16 +18,23 @@ from pathlib import Path
 import pytest
 from broker_fixtures import WAIT
 from daemon_support import CAMERA, MIN_SCORE, DaemonProcess, lifecycles, received_events, write_config
-from k210_support import iou, run_board, sd_card
+from k210_support import LANDMARK_KMODELS, iou, run_board, sd_card
 
 MIN_HITS = 2
 MAX_AGE = 2
 
 
 def _pick_frame(lines: list[bytes]) -> tuple[bytes, list[list[float]]]:
-    """A frame with a few well-separated confident faces: unambiguous to track."""
+    """A frame with a few well-separated confident faces: unambiguous to track.
+
+    Returns:
+        The line and its confident faces, each ``[x1, y1, x2, y2, score]`` plus, from a landmark
+        model, its five points.
+    """
     for line in lines:
-        faces = [f for f in json.loads(line)["faces"] if f[4] >= MIN_SCORE]
+        msg = json.loads(line)
+        points = msg.get("landmarks", [None] * len(msg["faces"]))
+        faces = [f + ([p] if p else []) for f, p in zip(msg["faces"], points, strict=True) if f[4] >= MIN_SCORE]
         apart = all(iou(tuple(a[:4]), tuple(b[:4])) == 0.0 for a in faces for b in faces if a is not b)
         if 1 <= len(faces) <= 4 and apart:
             return line, faces
@@ -55,8 +62,9 @@ class Board(threading.Thread):
             os.write(self.master, blank)
 
 
-def test_board_lines_become_tracked_mqtt_events(tmp_path: Path, broker, recorder, built_model) -> None:
-    uart, _, _ = run_board(tmp_path / "board", sd=sd_card())
+@pytest.mark.parametrize("name", ["slim-320", LANDMARK_KMODELS[0]])
+def test_board_lines_become_tracked_mqtt_events(tmp_path: Path, broker, recorder, built_model, name: str) -> None:
+    uart, _, _ = run_board(tmp_path / "board", sd=sd_card(name=name), name=name)
     line, faces = _pick_frame(uart)
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -100,3 +108,5 @@ def test_board_lines_become_tracked_mqtt_events(tmp_path: Path, broker, recorder
         best = max(announced, key=lambda a: iou(tuple(a["box"]), tuple(face[:4])))
         assert iou(tuple(best["box"]), tuple(face[:4])) > 0.95
         assert best["score"] == pytest.approx(face[4], abs=1e-3)
+        # A landmark model's five points reach MQTT as the board sent them (whole pixels).
+        assert best.get("landmarks") == (face[5] if len(face) > 5 else None)

@@ -14,7 +14,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from k210_support import KMODELS, camera_frames, kmodel, kmodel_v4, numpy_faces, run_board, sd_card, simulated_v4
+from k210_support import (
+    KMODELS,
+    LANDMARK_KMODELS,
+    camera_frames,
+    kmodel,
+    kmodel_v4,
+    numpy_faces,
+    numpy_faces_landmarks,
+    run_board,
+    sd_card,
+    simulated_v4,
+    simulated_v4_outputs,
+)
 
 from rpi_agent.sources.k210 import FATAL_BOARD_ERRORS, board_error_code, parse_line
 
@@ -132,3 +144,49 @@ def test_one_frame_stays_under_256_kb_of_heap(tmp_path: Path) -> None:
     assert kpu["forwards"] == camera_frames().shape[0] and kpu["heap_samples"] > 100
     print(f"heap high-water (all a frame allocates) {kpu['heap_peak']} bytes, {kpu['heap_samples']} samples")
     assert 20 * 1024 < kpu["heap_peak"] < 256 * 1024
+
+
+def test_a_landmark_model_sends_and_draws_five_points_per_face(tmp_path: Path) -> None:
+    # slim-landmark-320's V4 file (three outputs: boxes, scores, landmarks in ncc's order, read
+    # from its header) and its outputs from nncase v0.2's runtime.
+    name = LANDMARK_KMODELS[0]
+    uart, summary, _ = run_board(tmp_path, sd=sd_card(name=name), name=name)
+    out = simulated_v4_outputs(name)
+    assert len(uart) == camera_frames().shape[0]
+    sent = 0
+    for i, line in enumerate(uart):
+        faces = parse_line(line)  # what the Pi's serial source accepts
+        assert isinstance(faces, list)
+        boxes, best, points = numpy_faces_landmarks(out, i, threshold=0.6, top_k=50)
+        assert len(faces) == len(best), f"frame {i}"
+        sent_points = json.loads(line).get("landmarks", [])
+        assert all(isinstance(v, int) for face in sent_points for p in face for v in p)  # rounded to pixels
+        for face, box, score, pts in zip(faces, np.clip(boxes, 0, [320, 240, 320, 240]), best, points, strict=True):
+            assert np.abs(np.array(face.box) - box).max() <= 0.5 + 1e-4, f"frame {i}"
+            assert face.score == pytest.approx(float(score), abs=5e-5 + 1e-6)
+            assert face.landmarks is not None
+            assert np.abs(np.array(face.landmarks) - pts).max() <= 0.5 + 1e-3, f"frame {i}"
+        sent += len(faces)
+    assert sent > 200
+    lcd, kpu = summary["lcd"], summary["kpu"]
+    assert lcd["rects"] == sent and len(lcd["circles"]) == 5 * sent
+    print(f"landmark model: heap high-water (all a frame allocates) {kpu['heap_peak']} bytes")
+    # Up to 50 faces x 5 points read, decoded, scaled and sent: ~56 KB more than boxes alone
+    # (232 KB); all of it garbage the board's GC frees, this port's figure frees nothing.
+    assert 20 * 1024 < kpu["heap_peak"] < 320 * 1024
+
+
+def test_a_landmark_kmodel_at_a_flash_offset_is_read_in_ncc_s_output_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # At a flash offset there is no header to read: FLASH_ORDER must be what ncc writes.
+    import importlib
+
+    from k210_support import K210_DIR
+
+    monkeypatch.syspath_prepend(str(K210_DIR))
+    kpu_api = importlib.import_module("kpu_api")
+    for name, landmarks in ((NAME, False), (LANDMARK_KMODELS[0], True)):
+        from_file = kpu_api.model_layout(str(kmodel_v4(name)))
+        at_offset = kpu_api.model_layout(0x300000, 400000, landmarks)
+        keys = ("boxes", "scores", "landmarks", "family", "priors")
+        assert {k: from_file[k] for k in keys} == {k: at_offset[k] for k in keys}, name
+    assert from_file["family"] == "ssd-landmark" and from_file["landmarks"] == 2

@@ -1,8 +1,9 @@
-"""The K210 serial source over a real pseudo-terminal: valid frames, garbage, a board error, a disconnect."""
+"""The K210 serial source over a real pseudo-terminal: valid frames, garbage, a board error, a disconnect, landmarks."""
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import queue
@@ -268,3 +269,82 @@ def test_what_the_board_cannot_fix_is_a_source_error_naming_the_cause(tmp_path: 
     assert len(errors) == 1, f"no SourceError for {line!r}"
     message = str(errors[0])
     assert cause in message and str(board.link) in message and "\n" not in message
+
+
+# Lines with landmarks: parsed into Detection.landmarks, bad ones refused with one logged reason.
+EYES_NOSE_MOUTH = [[20, 30], [40, 30], [30, 42], [22, 52], [38, 52]]
+GOOD = {"t": 1, "faces": [[10, 20, 50, 70, 0.93], [300, 200, 320, 240, 0.7]],
+        "landmarks": [EYES_NOSE_MOUTH, [[305, 210], [315, 210], [310, 222], [306, 232], [321, 233]]]}
+
+
+def _line(msg: dict) -> bytes:
+    return json.dumps(msg).encode()
+
+
+def test_a_line_with_landmarks_gives_detections_with_five_points_each() -> None:
+    faces = parse_line(_line(GOOD))
+    assert isinstance(faces, list) and len(faces) == 2
+    points = tuple((float(x), float(y)) for x, y in EYES_NOSE_MOUTH)
+    assert faces[0] == Detection((10.0, 20.0, 50.0, 70.0), 0.93, points)
+    # A face cut by the frame's edge may have a point outside it (here x = 321): kept as sent.
+    assert faces[1].landmarks is not None and faces[1].landmarks[4] == (321.0, 233.0)
+
+
+def test_a_line_without_landmarks_has_none_and_an_empty_frame_needs_none() -> None:
+    faces = parse_line(b'{"t": 1, "faces": [[10, 20, 50, 70, 0.93]]}')
+    assert isinstance(faces, list) and faces[0].landmarks is None
+    assert parse_line(b'{"t": 2, "faces": [], "landmarks": []}') == []
+
+
+BAD = [
+    ({"landmarks": [EYES_NOSE_MOUTH]}, "one entry per face (2), got 1"),
+    ({"landmarks": "none"}, "one entry per face (2), got no list"),
+    ({"landmarks": [EYES_NOSE_MOUTH, EYES_NOSE_MOUTH[:4]]}, "landmarks of face 1 must be five finite"),
+    ({"landmarks": [EYES_NOSE_MOUTH, [[1, 2, 3]] * 5]}, "landmarks of face 1 must be five finite"),
+    ({"landmarks": [[[1, None]] * 5, EYES_NOSE_MOUTH]}, "landmarks of face 0 must be five finite"),
+    ({"landmarks": [[[1, True]] * 5, EYES_NOSE_MOUTH]}, "landmarks of face 0 must be five finite"),
+]
+
+
+@pytest.mark.parametrize(("change", "reason"), BAD)
+def test_bad_landmarks_refuse_the_whole_line(change: dict, reason: str) -> None:
+    with pytest.raises(ProtocolError, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        parse_line(_line({**GOOD, **change}))
+
+
+def test_non_finite_landmarks_are_refused() -> None:
+    text = _line(GOOD).replace(b"[20, 30]", b"[NaN, 30]")  # Python's json reads NaN and Infinity
+    with pytest.raises(ProtocolError, match="landmarks of face 0 must be five finite"):
+        parse_line(text)
+    with pytest.raises(ProtocolError, match="landmarks of face 0"):
+        parse_line(_line(GOOD).replace(b"[40, 30]", b"[Infinity, 30]"))
+
+
+def test_over_a_pty_bad_landmark_lines_are_counted_and_logged_once_each(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rpi_agent.sources.k210")
+    board = PtyBoard(tmp_path / "ttyK210")
+    source = K210Source(str(board.link), read_timeout=0.05, retry_initial=0.05)
+    out: queue.Queue[tuple[float, list[Detection]]] = queue.Queue()
+    reader = threading.Thread(target=_consume, args=(source, out), daemon=True)
+    reader.start()
+    try:
+        _sync(board, out)
+        malformed = source.counters.malformed
+        caplog.clear()
+        board.send(b"MicroPython v0.6.2 boot noise\n")  # not a frame line: counted, not a warning
+        for change, _ in BAD:
+            board.send(_line({**GOOD, **change}) + b"\n")
+        board.send(_line(GOOD) + b"\n")
+        faces = _next(out)
+        assert [f.landmarks is not None for f in faces] == [True, True]
+        assert source.counters.malformed == malformed + 1 + len(BAD)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == len(BAD), warnings
+        for message, (_, reason) in zip(warnings, BAD, strict=True):
+            assert "skipped line" in message and reason in message
+    finally:
+        source.close()
+        reader.join(timeout=WAIT)
+        board.unplug()

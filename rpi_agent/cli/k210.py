@@ -19,10 +19,14 @@ examples:
   faceagent k210 build                               # V4 (for the firmware) and V5 of slim-320
   faceagent k210 build slim-320 --kmodel 4 --json
   faceagent k210 build RFB-320 --kmodel 5            # V5 only: nncase 1.9's simulator, no released firmware
+  faceagent k210 build slim-landmark-320             # boxes and five landmarks per face
+  faceagent k210 build retinaface-mnet-320 --kmodel 5   # 320x256: the camera frame in its top-left corner
 
 V4 (ncc v0.2.0-beta2, built by scripts/k210/build_ncc.sh) is what MaixPy v0.6.x and CanMV load;
-each V4 build is run through nncase v0.2's runtime on the photos and refused below F1 0.95
-against the INT8 TFLite. See k210/README.md for which firmware loads which file.
+each build is run on the photos (V4 in nncase v0.2's runtime, V5 in nncase 1.9's simulator) and
+refused below F1 0.95 against the INT8 TFLite; for landmark models the report adds the mean
+landmark distance of matched faces over the face size. See k210/README.md for which firmware
+loads which file.
 """
 FLASH_EXAMPLES = """\
 examples:
@@ -92,11 +96,23 @@ def _report(result: object, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"name": result.name, "kmodel_version": result.kmodel_version,
                           "path": str(result.path), "bytes": result.size_bytes, "ops": result.ops,
-                          "seconds": result.seconds}))
+                          "seconds": result.seconds, "agreement_vs_int8_tflite": result.agreement}))
         return
     kpu = result.ops.get("kpu", {})
     cpu = {k: v for k, v in result.ops.get("cpu", {}).items() if k != "Call"}
     split = (f", KPU: {kpu.get('KPUConv2D', 0)} conv layers; CPU: {sum(cpu.values())} ops "
              f"({', '.join(f'{k} {v}' for k, v in cpu.items())})") if result.ops else ""
     print(f"{result.name}: {result.path} ({result.size_bytes / 1024:.0f} KB, "
-          f"kmodel V{result.kmodel_version}{split})")
+          f"kmodel V{result.kmodel_version}{split}){_agreement_text(result.agreement)}")
+
+
+def _agreement_text(check: dict[str, object] | None) -> str:
+    if not check:
+        return ""
+    text = (f"; vs INT8 TFLite ({check['frames']} photos, score >= {check['score_threshold']}, IoU "
+            f"{check['iou']}): {check['kmodel_faces']} vs {check['tflite_faces']} faces, {check['matched']} "
+            f"matched, F1 {check['f1']}")
+    if check.get("landmark_nme") is not None:
+        text += (f", landmarks of {check['landmark_faces']} matched faces: mean distance "
+                 f"{check['landmark_nme']} of the face size (worst {check['landmark_nme_max']})")
+    return text

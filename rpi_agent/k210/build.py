@@ -1,8 +1,10 @@
 """Build K210 kmodels: V5 with nncase 1.9 (its own Python 3.10 venv); V4 is in :mod:`rpi_agent.k210.v4`.
 
-The heavy toolchain never enters the faceagent process: nncase runs in
-``<cache>/venvs/nncase`` (made by ``scripts/k210_env.sh``) through :mod:`nncase_worker`. This module prepares the inputs (ONNX, uint8 calibration
-frames), runs the tool, and records what went in beside the output in ``build-info.json``.
+The heavy toolchain never enters the faceagent process: nncase runs in ``<cache>/venvs/nncase``
+(made by ``scripts/k210_env.sh``) through :mod:`nncase_worker`. This module prepares the inputs
+(ONNX, uint8 calibration frames), runs the tool, checks the result in nncase's simulator against
+the INT8 TFLite (:mod:`rpi_agent.k210.agreement`), and records what went in beside the output in
+``build-info.json``.
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rpi_agent.detection.preprocess import fit_to_input
 from rpi_agent.errors import ModelError, RuntimeMissingError
 from rpi_agent.imaging.files import load_rgb
 from rpi_agent.imaging.listing import iter_image_paths
 from rpi_agent.paths import cache_dir, models_dir, shared_dir
-from rpi_agent.detection.preprocess import fit_to_input
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,8 @@ class KmodelBuild:
         onnx: The ONNX it was compiled from.
         ops: Runtime op counts per target (``{"kpu": {...}, "cpu": {...}}``); empty for V4.
         seconds: Wall time of the compile.
+        agreement: Faces (and landmarks) against the INT8 TFLite
+            (:meth:`rpi_agent.k210.agreement.Agreement.to_dict`), when checked.
     """
 
     name: str
@@ -57,6 +61,7 @@ class KmodelBuild:
     onnx: Path
     ops: dict[str, dict[str, int]] = field(default_factory=dict)
     seconds: float = 0.0
+    agreement: dict[str, object] | None = None
 
 
 def nncase_python() -> Path:
@@ -91,18 +96,55 @@ def run_worker(args: list[str], *, timeout: float = 1800.0) -> dict[str, object]
 def input_size(name: str) -> tuple[int, int]:
     """``(width, height)`` of a variant from the manifest, checked against the KPU limit.
 
+    The limit is the camera's 320x240 frame, except that a network whose sides must be multiples
+    of 32 (RetinaFace's feature pyramid) may be 320x256: the frame then sits in the top-left
+    corner of its input (nncase 1.9 keeps every convolution of that input on the KPU).
+
     Raises:
         ModelError: Unknown variant, or an input larger than the KPU takes.
     """
     from rpi_agent.models.manifest import load_manifest
 
     variant = load_manifest().variant(name)
-    if variant.width > KPU_MAX_INPUT[0] or variant.height > KPU_MAX_INPUT[1]:
+    multiple = variant.priors.size_multiple
+    max_height = -(-KPU_MAX_INPUT[1] // multiple) * multiple
+    if variant.width > KPU_MAX_INPUT[0] or variant.height > max_height:
         raise ModelError(
             f"{name}: input {variant.width}x{variant.height} exceeds the K210 KPU maximum of "
-            f"{KPU_MAX_INPUT[0]}x{KPU_MAX_INPUT[1]}; use a 320 variant or NAME@WxH within it"
+            f"{KPU_MAX_INPUT[0]}x{max_height}; use a 320 variant or NAME@WxH within it"
         )
     return variant.width, variant.height
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInput:
+    """What a variant's kmodel takes and gives: size, normalisation, landmarks, letterbox fill.
+
+    Attributes:
+        width / height: Input size.
+        mean / std: The network sees ``(pixel - mean) / std`` of the uint8 RGB input; the landmark
+            networks take raw pixels (0 / 1), their BGR mean is a subtraction inside the graph.
+        landmarks: Whether the network has a landmark output.
+        pad: RGB fill around a camera frame smaller than the input: what the network sees as zero.
+    """
+
+    width: int
+    height: int
+    mean: float
+    std: float
+    landmarks: bool
+    pad: int | tuple[int, int, int]
+
+
+def network_input(name: str) -> NetworkInput:
+    """The input a variant's kmodel takes, from the manifest (see :class:`NetworkInput`)."""
+    from rpi_agent.detection.layouts import LANDMARK_PAD_RGB
+    from rpi_agent.models.manifest import load_manifest
+
+    width, height = input_size(name)
+    variant = load_manifest().variant(name)
+    pad: int | tuple[int, int, int] = LANDMARK_PAD_RGB if variant.landmarks else 127
+    return NetworkInput(width, height, variant.mean, variant.std, variant.landmarks, pad)
 
 
 def resolve_onnx(name: str, onnx: Path | None = None) -> Path:
@@ -134,14 +176,20 @@ def default_calibration_dir() -> Path:
     return shared / "data" / "faces"
 
 
-def calibration_frames(folder: Path, width: int, height: int) -> np.ndarray:
-    """Photos stretched to the network input, as the K210 camera frames fill it.
+def calibration_frames(folder: Path, width: int, height: int,
+                       pad: int | tuple[int, int, int] = 127) -> np.ndarray:
+    """Photos as the K210 camera fills its 320x240 frame (stretched), placed in the network input.
+
+    An input taller than the frame gets it in its top-left corner, the rest ``pad``.
 
     Returns:
         ``(N, height, width, 3)`` uint8 RGB.
     """
-    frames = [fit_to_input(load_rgb(p), width, height, "stretch")[0] for p in iter_image_paths([folder])]
-    return np.stack(frames).astype(np.uint8)
+    from rpi_agent.k210.agreement import kmodel_inputs
+
+    frame_w, frame_h = min(width, KPU_MAX_INPUT[0]), min(height, KPU_MAX_INPUT[1])
+    frames = [fit_to_input(load_rgb(p), frame_w, frame_h, "stretch")[0] for p in iter_image_paths([folder])]
+    return kmodel_inputs(np.stack(frames).astype(np.uint8), width, height, pad)
 
 
 def sha256_file(path: Path) -> str:
@@ -196,14 +244,19 @@ def _info(build: KmodelBuild, calib: Path, frames: np.ndarray, tool: str,
 
 
 def build_v5(name: str, *, onnx: Path | None = None, calib_dir: Path | None = None,
-             out_dir: Path | None = None) -> KmodelBuild:
-    """Compile ``name`` to a V5 kmodel with nncase 1.9 and record it in build-info.json."""
-    width, height = input_size(name)
+             out_dir: Path | None = None, verify: bool = True) -> KmodelBuild:
+    """Compile ``name`` to a V5 kmodel with nncase 1.9, check it in nncase's simulator, record it.
+
+    Raises:
+        ModelError: A missing input, an nncase failure, or (``verify``) an agreement with the
+            INT8 TFLite below F1 0.95 (the file is then removed).
+    """
+    net = network_input(name)
     src = resolve_onnx(name, onnx)
     if src.suffix != ".onnx":
         raise ModelError(f"{src}: the nncase 1.9 build compiles ONNX only (V4 builds take the TFLite)")
     calib = calib_dir or default_calibration_dir()
-    frames = calibration_frames(calib, width, height)
+    frames = calibration_frames(calib, net.width, net.height, net.pad)
     out_dir = out_dir or models_dir() / name
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{name}-k210-v5.kmodel"
@@ -212,11 +265,31 @@ def build_v5(name: str, *, onnx: Path | None = None, calib_dir: Path | None = No
     with tempfile.TemporaryDirectory(prefix="faceagent-nncase-") as tmp:
         calib_npy = Path(tmp) / "calib.npy"
         np.save(calib_npy, np.ascontiguousarray(frames.transpose(0, 3, 1, 2)))
-        result = run_worker(["compile", str(src), str(target), str(calib_npy), "--dump", str(Path(tmp) / "dump")])
+        result = run_worker(["compile", str(src), str(target), str(calib_npy), "--dump", str(Path(tmp) / "dump"),
+                             "--mean", repr(net.mean), "--std", repr(net.std)])
+    seconds = round(time.monotonic() - start, 2)
     ops = result.get("ops")
-    build = KmodelBuild(name, 5, target, target.stat().st_size, src,
-                        ops if isinstance(ops, dict) else {}, round(time.monotonic() - start, 2))
+    checked = _verify_v5(name, target, frames) if verify else None
+    build = KmodelBuild(name, 5, target, target.stat().st_size, src, ops if isinstance(ops, dict) else {},
+                        seconds, checked)
     info = _info(build, calib, frames, f"nncase {result.get('nncase')}")
-    info["memory_bytes"] = result.get("memory_bytes", {})
+    info.update(memory_bytes=result.get("memory_bytes", {}), input={"width": net.width, "height": net.height,
+                "layout": "NCHW uint8 RGB", "mean": net.mean, "std": net.std, "landmarks": net.landmarks})
+    if checked is not None:
+        info["agreement_vs_int8_tflite"] = checked
     record_build_info(out_dir, "kmodel_v5", info)
     return build
+
+
+def _verify_v5(name: str, target: Path, frames: np.ndarray) -> dict[str, object]:
+    from rpi_agent.k210.agreement import MIN_F1, compare, record
+    from rpi_agent.k210.simulator import simulate
+    from rpi_agent.paths import model_file
+
+    camera = frames[:, : KPU_MAX_INPUT[1], : KPU_MAX_INPUT[0]]  # the frame is the input's top-left corner
+    result = compare(model_file(name, "int8"), simulate(target, frames), camera)
+    if result.f1 < MIN_F1:
+        target.unlink()
+        raise ModelError(f"{name}: V5 kmodel agrees with the INT8 TFLite at F1 {result.f1} < {MIN_F1} in "
+                         "nncase's simulator; not kept")
+    return record(result, runtime="nncase 1.9 simulator", frames=len(frames))

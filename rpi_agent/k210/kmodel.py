@@ -33,6 +33,19 @@ NODE = struct.Struct("<2I")
 DATATYPE_BYTES = {0: 4, 1: 1}  # dt_float32, dt_uint8 (runtime datatypes.h)
 MEMORY_TYPES = {0: "const", 1: "main", 2: "k210_kpu"}
 FIRMWARE_VERSIONS = (3, 4)  # what MaixPy v0.6.x and CanMV <= v1.0.7 load
+# Runtime opcodes of nncase v0.2 (src/common/include/runtime/runtime_op.def): neutral ops run on
+# the CPU (0x0..), as do the CPU target's (0x1001..); the K210 target's (0x2001..) drive the KPU.
+OPCODES = {
+    0x00: "Binary", 0x01: "Concat", 0x02: "Conv2D", 0x03: "Dequantize", 0x04: "MatMul", 0x05: "Pad",
+    0x06: "Quantize", 0x07: "Reduce", 0x08: "ReduceWindow2D", 0x09: "MemoryCopy", 0x0A: "ResizeImage",
+    0x0B: "Softmax", 0x0C: "Transpose", 0x0D: "StridedSlice", 0x0E: "Unary", 0x0F: "QuantizedConv2D",
+    0x10: "QuantizedMatMul", 0x11: "QuantizedBinary", 0x13: "Conv2DTranspose",
+    0x1001: "CPUConv2D", 0x1002: "CPUDepthwiseConv2D", 0x1003: "CPUReduceWindow2D",
+    0x1004: "CPUQuantizedConv2D", 0x1005: "CPUQuantizedDepthwiseConv2D",
+    0x2001: "KPUUpload", 0x2002: "KPUConv2D",
+}
+KPU_OPCODES = range(0x2001, 0x3000)
+BODY_ALIGNMENT = 8  # ncc v0.2 pads every node body to 8 bytes (src/codegen/codegen.cpp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,7 @@ class KmodelInfo:
         constants_bytes: Constant data held in the file (V4).
         nodes: Runtime ops (V4).
         inputs / outputs: V4 tensors.
+        opcodes: Runtime opcode of every node, in order (V4).
     """
 
     version: int
@@ -76,6 +90,16 @@ class KmodelInfo:
     nodes: int = 0
     inputs: tuple[Tensor, ...] = ()
     outputs: tuple[Tensor, ...] = ()
+    opcodes: tuple[int, ...] = ()
+
+    def op_split(self) -> dict[str, dict[str, int]]:
+        """Runtime ops per target, ``{"kpu": {name: count}, "cpu": {...}}`` (V4; empty otherwise)."""
+        split: dict[str, dict[str, int]] = {"kpu": {}, "cpu": {}}
+        for code in self.opcodes:
+            side = split["kpu" if code in KPU_OPCODES else "cpu"]
+            name = OPCODES.get(code, f"op{code:#x}")
+            side[name] = side.get(name, 0) + 1
+        return {k: dict(sorted(v.items())) for k, v in split.items()} if self.opcodes else {}
 
 
 def _tensor(data: bytes, offset: int, shape: tuple[int, ...] = ()) -> Tensor:
@@ -115,11 +139,32 @@ def parse(data: bytes) -> KmodelInfo:
         inputs.append(_tensor(data, offset + i * RANGE.size, tuple(shape)))
     out_at = offset + n_in * (RANGE.size + SHAPE.size)
     outputs = [_tensor(data, out_at + i * RANGE.size) for i in range(n_out)]
-    bodies = sum(NODE.unpack_from(data, nodes_at + i * NODE.size)[1] for i in range(nodes))
-    expected = bodies_at + bodies
+    headers = [NODE.unpack_from(data, nodes_at + i * NODE.size) for i in range(nodes)]
+    expected = bodies_at + sum(size for _, size in headers)
     if len(data) < expected:
         raise ModelError(f"truncated kmodel V4: {len(data)} bytes of {expected}")
-    return KmodelInfo(4, len(data), expected, main_mem, constants, nodes, tuple(inputs), tuple(outputs))
+    return KmodelInfo(4, len(data), expected, main_mem, constants, nodes, tuple(inputs), tuple(outputs),
+                      tuple(code for code, _ in headers))
+
+
+def missing_padding(data: bytes) -> int:
+    """Bytes a V4 file from ncc v0.2 lacks at its end when they are only the last body's padding, else 0.
+
+    ncc pads each node body to 8 bytes by moving the write position (``align_position`` in
+    ``binary_writer.h`` seeks, it writes nothing) and counts the padding in the body's size; after
+    the last body nothing more is written, so a model whose last body ends off the 8-byte grid
+    comes out up to 7 bytes shorter than its node table says. Those bytes are never read as data.
+    """
+    if len(data) < HEADER.size or data[:4] != IDENTIFIER or struct.unpack_from("<I", data, 4)[0] != 4:
+        return 0
+    _, _, _, _, constants, _, nodes, n_in, n_out, _ = HEADER.unpack_from(data)
+    nodes_at = HEADER.size + n_in * (RANGE.size + SHAPE.size) + n_out * RANGE.size + constants
+    bodies_at = nodes_at + nodes * NODE.size
+    if nodes == 0 or len(data) < bodies_at:
+        return 0
+    expected = bodies_at + sum(NODE.unpack_from(data, nodes_at + i * NODE.size)[1] for i in range(nodes))
+    gap = expected - len(data)
+    return gap if 0 < gap < BODY_ALIGNMENT and expected % BODY_ALIGNMENT == 0 else 0
 
 
 def read(path: Path) -> KmodelInfo:

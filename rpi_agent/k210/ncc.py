@@ -28,7 +28,7 @@ from rpi_agent.paths import cache_dir
 log = logging.getLogger(__name__)
 
 # ncc scales input bytes to [0, 1] before mean/std: (p / 255 - 127 / 255) / (128 / 255) = (p - 127) / 128,
-# the normalisation the networks were trained with.
+# the normalisation the Ultra-Light networks were trained with (see :func:`ncc_normalisation`).
 NCC_MEAN = "0.49803922"
 NCC_STD = "0.50196078"
 NCC_VERSION = "v0.2.0-beta2"
@@ -71,6 +71,15 @@ def _run(cmd: list[str], what: str, *, timeout: float = 1800.0) -> str:
     return proc.stdout
 
 
+def ncc_normalisation(mean: float, std: float) -> tuple[str, str]:
+    """ncc's ``--input-mean``/``--input-std`` for a network that takes ``(pixel - mean) / std``.
+
+    ncc divides the input bytes by 255 first, so both are divided by 255: Ultra-Light's 127 / 128
+    become 0.49803922 / 0.50196078, the landmark networks' raw pixels (0 / 1) 0 / 0.00392157.
+    """
+    return f"{mean / 255.0:.8f}", f"{std / 255.0:.8f}"
+
+
 def write_calibration(frames: np.ndarray, folder: Path) -> Path:
     """``(N, H, W, 3)`` uint8 RGB frames as ncc's raw float dataset: CHW float32 in [0, 1], one file each."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,11 +90,14 @@ def write_calibration(frames: np.ndarray, folder: Path) -> Path:
 
 
 def compile_tflite(ncc: Path, source: Path, target: Path, frames: np.ndarray, *,
-                   calibrate_method: str = "l2") -> str:
+                   calibrate_method: str = "l2", normalisation: tuple[str, str] = (NCC_MEAN, NCC_STD)
+                   ) -> tuple[str, int]:
     """Compile a float TFLite network to a uint8-input V4 kmodel for the K210.
 
     Returns:
-        ncc's own report (its SUMMARY with the memory use).
+        ncc's own report (its SUMMARY with the memory use), and how many bytes of the last node
+        body's padding ncc left unwritten and this function appended (see
+        :func:`rpi_agent.k210.kmodel.missing_padding`).
 
     Raises:
         ModelError: The source is not a .tflite, or ncc failed (its last line is in the message).
@@ -97,18 +109,25 @@ def compile_tflite(ncc: Path, source: Path, target: Path, frames: np.ndarray, *,
         tmp_target = Path(tmp) / "out.kmodel"
         cmd = [str(ncc), "compile", str(source), str(tmp_target), "-i", "tflite", "-o", "kmodel", "-t", "k210",
                "--dataset", str(dataset), "--dataset-format", "raw", "--inference-type", "uint8",
-               "--input-mean", NCC_MEAN, "--input-std", NCC_STD, "--calibrate-method", calibrate_method,
+               "--input-mean", normalisation[0], "--input-std", normalisation[1],
+               "--calibrate-method", calibrate_method,
                "--max-allocator-solve-secs", "0"]
         report = _run(cmd, "compile")
         if not tmp_target.is_file():
             raise ModelError("ncc compile wrote no kmodel")
+        data = tmp_target.read_bytes()
+        gap = kmodel_format.missing_padding(data)
+        if gap:
+            # ncc seeks over the last node body's alignment padding instead of writing it.
+            log.info("ncc left out the last node's %d padding bytes; completing the file with zeros", gap)
+            tmp_target.write_bytes(data + bytes(gap))
         try:  # refuse to publish a file the runtime could not read whole
             kmodel_format.parse(tmp_target.read_bytes())
         except ModelError as exc:
             raise ModelError(f"ncc compile of {source.name} wrote a broken kmodel ({exc}); not kept") from None
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp_target, target)
-    return report
+    return report, gap
 
 
 def infer(ncc: Path, kmodel: Path, frames: np.ndarray) -> list[np.ndarray]:

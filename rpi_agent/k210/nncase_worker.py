@@ -5,7 +5,7 @@ never imported by faceagent, so it depends on nothing but that venv (nncase, onn
 onnxruntime, numpy). It prints one JSON object on stdout; errors go to stderr with exit 1.
 
 Commands:
-    compile ONNX KMODEL CALIB_NPY --dump DIR   (CALIB_NPY: (N, 3, H, W) uint8 RGB)
+    compile ONNX KMODEL CALIB_NPY --dump DIR [--mean M --std S]   (CALIB_NPY: (N, 3, H, W) uint8 RGB)
     simulate KMODEL INPUT_NPY OUTPUT_NPZ       (INPUT_NPY: (N, H, W, 3) uint8 RGB)
 """
 
@@ -29,19 +29,22 @@ from onnxsim import simplify
 importlib.import_module("onnxruntime")
 nncase = importlib.import_module("nncase")
 
+# Ultra-Light's normalisation, (RGB - 127) / 128; the landmark networks take raw pixels (mean 0,
+# std 1) because their BGR mean is already a subtraction inside the graph.
 MEAN = 127.0
 STD = 128.0
+OUTPUT_DIMS = ([2, 4], [2, 4, 10])  # scores, boxes (, landmarks: five points)
 
 
 def _ordered_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Put the outputs in (scores, boxes) order, told apart by their last dimension (2 vs 4)."""
+    """Put the outputs in (scores, boxes, landmarks) order, told apart by their last dimension (2, 4, 10)."""
     def last_dim(out: onnx.ValueInfoProto) -> int:
         return out.type.tensor_type.shape.dim[-1].dim_value
 
     outs = list(model.graph.output)
     dims = sorted(last_dim(o) for o in outs)
-    if dims != [2, 4]:
-        raise SystemExit(f"expected two outputs (scores ...x2, boxes ...x4), got last dims {dims}")
+    if dims not in OUTPUT_DIMS:
+        raise SystemExit(f"expected outputs scores ...x2, boxes ...x4 (and landmarks ...x10), got last dims {dims}")
     outs.sort(key=last_dim)
     del model.graph.output[:]
     model.graph.output.extend(outs)
@@ -55,7 +58,7 @@ def _input_hw(model: onnx.ModelProto) -> tuple[int, int]:
     return dims[2], dims[3]
 
 
-def _options(height: int, width: int, dump: Path) -> Any:
+def _options(height: int, width: int, dump: Path, mean: float, std: float) -> Any:
     opts = nncase.CompileOptions()
     opts.target = "k210"
     opts.preprocess = True
@@ -64,8 +67,8 @@ def _options(height: int, width: int, dump: Path) -> Any:
     opts.output_layout = "NCHW"
     opts.input_shape = [1, 3, height, width]
     opts.input_range = [0, 255]
-    opts.mean = [MEAN, MEAN, MEAN]
-    opts.std = [STD, STD, STD]
+    opts.mean = [mean, mean, mean]
+    opts.std = [std, std, std]
     opts.quant_type = "uint8"
     opts.w_quant_type = "uint8"
     # MSE-chosen weight ranges: on the shared photos F1 vs the INT8 TFLite goes from 0.952 to
@@ -110,7 +113,7 @@ def cmd_compile(args: argparse.Namespace) -> dict[str, object]:
         # float samples are accepted silently by nncase and give a garbage quantisation
         raise SystemExit(f"calibration must be uint8 (N, 3, {height}, {width}), got {calib.dtype} {calib.shape}")
     dump = Path(args.dump)
-    compiler = nncase.Compiler(_options(height, width, dump))
+    compiler = nncase.Compiler(_options(height, width, dump, args.mean, args.std))
     compiler.import_onnx(model.SerializeToString(), nncase.ImportOptions())
     ptq = nncase.PTQTensorOptions()
     ptq.samples_count = int(calib.shape[0])
@@ -121,7 +124,7 @@ def cmd_compile(args: argparse.Namespace) -> dict[str, object]:
     Path(args.kmodel).write_bytes(kmodel)
     return {"kmodel": args.kmodel, "bytes": len(kmodel), "input": [width, height],
             "calibration_samples": int(calib.shape[0]), "ops": op_split(dump),
-            "memory_bytes": memory_usage(dump),
+            "memory_bytes": memory_usage(dump), "mean": args.mean, "std": args.std,
             "outputs": [o.name for o in model.graph.output]}
 
 
@@ -151,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("kmodel")
     p.add_argument("calib")
     p.add_argument("--dump", required=True)
+    p.add_argument("--mean", type=float, default=MEAN, help="input (pixel - mean) / std, as the network was trained")
+    p.add_argument("--std", type=float, default=STD)
     p.set_defaults(func=cmd_compile)
     p = sub.add_parser("simulate")
     p.add_argument("kmodel")

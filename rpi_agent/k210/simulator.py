@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rpi_agent.errors import ModelError
+from rpi_agent.k210.agreement import KpuOutputs, split_outputs
 from rpi_agent.k210.build import run_worker
 
-
-@dataclass(frozen=True, slots=True)
-class SimulatedOutputs:
-    """Raw outputs of a batch of frames, in the model's (scores, boxes) order.
-
-    Attributes:
-        scores: ``(N, P, 2)`` float32 softmax scores (background, face).
-        loc: ``(N, P, 4)`` float32 box offsets.
-    """
-
-    scores: np.ndarray
-    loc: np.ndarray
+# What simulate() returns: scores (N, P, 2), loc (N, P, 4) and landmarks (N, P, 10) or None.
+SimulatedOutputs = KpuOutputs
 
 
-def simulate(kmodel: Path, frames: np.ndarray) -> SimulatedOutputs:
+def simulate(kmodel: Path, frames: np.ndarray) -> KpuOutputs:
     """Run every frame through the kmodel in one simulator process.
 
     Args:
@@ -33,7 +23,8 @@ def simulate(kmodel: Path, frames: np.ndarray) -> SimulatedOutputs:
         frames: ``(N, H, W, 3)`` uint8 RGB at the model's input size.
 
     Raises:
-        ModelError: The kmodel is missing or the simulator failed.
+        ModelError: The kmodel is missing, the simulator failed, or the outputs are not a face
+            model's (scores x2, boxes x4, optionally landmarks x10 per prior).
     """
     if not kmodel.is_file():
         raise ModelError(f"{kmodel}: no such kmodel: run `faceagent k210 build`")
@@ -43,7 +34,9 @@ def simulate(kmodel: Path, frames: np.ndarray) -> SimulatedOutputs:
         np.save(frames_npy, np.ascontiguousarray(frames, dtype=np.uint8))
         run_worker(["simulate", str(kmodel), str(frames_npy), str(out_npz)])
         with np.load(out_npz) as data:
-            scores, loc = data["out0"], data["out1"]
-    if scores.shape[-1] != 2 or loc.shape[-1] != 4:
-        raise ModelError(f"{kmodel}: outputs are not (scores ...x2, boxes ...x4): {scores.shape}, {loc.shape}")
-    return SimulatedOutputs(scores.astype(np.float32), loc.astype(np.float32))
+            flat = [data[k].reshape(data[k].shape[0], -1).astype(np.float32)
+                    for k in sorted(data.files, key=lambda k: int(k[3:]))]
+    try:
+        return split_outputs(flat)
+    except ModelError as exc:
+        raise ModelError(f"{kmodel}: {exc}") from None

@@ -1,7 +1,8 @@
 """Faces detected by a K210 board (``k210/main.py``), read as JSON lines from a serial port.
 
 The board sends one line per camera frame, ``{"t": ms, "faces": [[x1, y1, x2, y2, score], ...]}``
-with boxes in its 320x240 frame, or ``{"t": ms, "error": "..."}`` when it has a problem. Lines
+with boxes in its 320x240 frame (a landmark model adds ``"landmarks": [[[x, y] x 5], ...]``, one
+entry per face), or ``{"t": ms, "error": "..."}`` when it has a problem. Lines
 that are not either (boot messages on the USB serial, noise, cut lines) are counted and
 skipped. A disconnected board (USB unplugged, reset) is reopened with exponential backoff.
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 FRAME_WIDTH = 320
 FRAME_HEIGHT = 240
 MAX_LINE = 16384  # bytes; a longer run without a newline is noise, not a frame
+LANDMARK_POINTS = 5
 # Board errors no reset or retry can fix (wrong kmodel, wrong firmware, no card): the source
 # stops with a SourceError naming the cause instead of waiting for frames that never come.
 FATAL_BOARD_ERRORS = {
@@ -65,10 +67,19 @@ class K210Counters:
     reconnects: int = 0
 
 
+class FrameError(ProtocolError):
+    """A frame line (JSON with a "faces" list) whose content is invalid: a board or protocol fault,
+    logged as a warning, unlike the boot messages and noise that share the USB serial."""
+
+
+def _finite(values: list[Any]) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+
 def _face(item: Any, width: int, height: int) -> Detection:
     if not isinstance(item, list) or len(item) != 5:
         raise ProtocolError("a face must be [x1, y1, x2, y2, score]")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in item):
+    if not _finite(item):
         raise ProtocolError("face values must be finite numbers")
     x1, y1, x2, y2, score = (float(v) for v in item)
     if not (0.0 <= x1 <= x2 <= width and 0.0 <= y1 <= y2 <= height):
@@ -78,14 +89,31 @@ def _face(item: Any, width: int, height: int) -> Detection:
     return Detection((x1, y1, x2, y2), score)
 
 
+def _points(item: Any, index: int) -> tuple[tuple[float, float], ...]:
+    # Points may lie outside the frame (a face cut by its edge), so only their form is checked.
+    if not (isinstance(item, list) and len(item) == LANDMARK_POINTS
+            and all(isinstance(p, list) and len(p) == 2 and _finite(p) for p in item)):
+        raise ProtocolError(f"landmarks of face {index} must be five finite [x, y] points")
+    return tuple((float(p[0]), float(p[1])) for p in item)
+
+
+def _with_landmarks(faces: list[Detection], landmarks: Any) -> list[Detection]:
+    if not isinstance(landmarks, list) or len(landmarks) != len(faces):
+        count = len(landmarks) if isinstance(landmarks, list) else "no list"
+        raise ProtocolError(f'"landmarks" must hold one entry per face ({len(faces)}), got {count}')
+    return [Detection(face.box, face.score, _points(points, i))
+            for i, (face, points) in enumerate(zip(faces, landmarks, strict=True))]
+
+
 def parse_line(line: bytes, *, width: int = FRAME_WIDTH, height: int = FRAME_HEIGHT) -> list[Detection] | str:
     """Decode one board line.
 
     Returns:
-        The faces of a frame line, or the message of an error line.
+        The faces of a frame line (with their five landmarks when the line has them), or the
+        message of an error line.
 
     Raises:
-        ProtocolError: Anything else.
+        ProtocolError: Anything else, including landmarks that are not five finite points per face.
     """
     try:
         msg = json.loads(line.decode("utf-8"))
@@ -98,7 +126,11 @@ def parse_line(line: bytes, *, width: int = FRAME_WIDTH, height: int = FRAME_HEI
     faces = msg.get("faces")
     if not isinstance(faces, list):
         raise ProtocolError('no "faces" list')
-    return [_face(item, width, height) for item in faces]
+    try:
+        found = [_face(item, width, height) for item in faces]
+        return _with_landmarks(found, msg["landmarks"]) if "landmarks" in msg else found
+    except ProtocolError as exc:
+        raise FrameError(str(exc)) from None
 
 
 def board_error_code(line: bytes) -> str | None:
@@ -192,7 +224,8 @@ class K210Source:
                 result = parse_line(line, width=self.width, height=self.height)
             except ProtocolError as exc:
                 self.counters.malformed += 1
-                log.debug("%s: skipped line (%s): %r", self.port, exc, line[:80])
+                level = logging.WARNING if isinstance(exc, FrameError) else logging.DEBUG
+                log.log(level, "%s: skipped line (%s): %r", self.port, exc, line[:80])
                 continue
             if isinstance(result, str):
                 self.counters.board_errors += 1

@@ -3,10 +3,11 @@
 
 ``load`` refuses what MaixPy's ``Maix_kpu.c`` refuses (not V3/V4: ``ERR_KMODEL_VERSION``); like
 MaixPy with a V4 kmodel, ``forward`` refuses to run until ``set_outputs`` gave every output a
-shape whose size matches. Frame i's outputs, in the kmodel's output order, are ``/kpu/i.out0``
-and ``/kpu/i.out1`` (float32, from nncase v0.2's runtime); ``/kpu/fail_at`` makes ``forward``
-raise OSError at that frame. Output maps slice into tuples of floats, as on a board, and every
-read records the GC heap in use (``state["heap_peak"]``, after a collection).
+shape whose size matches. Frame i's outputs, in the kmodel's output order, are ``/kpu/i.out0``,
+``/kpu/i.out1`` (and ``/kpu/i.out2`` for a landmark model; float32, from nncase v0.2's runtime);
+``/kpu/fail_at`` makes ``forward`` raise OSError at that frame. Output maps slice into tuples of
+floats, as on a board, and every read records the GC heap in use (``state["heap_peak"]``, after
+a collection).
 """
 
 import array
@@ -86,11 +87,18 @@ def forward(task, img):
         raise ValueError("the KPU input was drawn on before forward()")
     if state["fail_at"] == img.key:
         raise OSError("KPU timeout")
-    outs = [_read("/kpu/%d.out%d" % (img.key, i)) for i in (0, 1)]
+    outs = []
+    for i in range(3):
+        try:
+            outs.append(_read("/kpu/%d.out%d" % (img.key, i)))
+        except OSError:
+            break
     for index, values in enumerate(outs):
         if task.shapes.get(index) != len(values):
             raise OSError("ERR_OUTPUTS_SET: need kpu.set_outputs() to set shape")
-    task.outputs = {0: Fmap(outs[0]), 1: Fmap(outs[1])}
+    task.outputs = {}
+    for index in range(len(outs)):
+        task.outputs[index] = Fmap(outs[index])
     outs = None
     gc.collect()
     _frame["base"] = gc.mem_alloc()

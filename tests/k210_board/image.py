@@ -28,6 +28,11 @@ class Image:
         self.draws.append(["rect", x, y, w, h])
         return self
 
+    def draw_circle(self, x, y, radius, color=(255, 255, 255), thickness=1, fill=False):
+        self.drawn = True
+        self.draws.append(["circle", x, y, radius])
+        return self
+
     def draw_string(self, x, y, text, color=(255, 255, 255), scale=1):
         self.drawn = True
         self.draws.append(["text", x, y, text])

@@ -4,7 +4,7 @@ BLACK = 0x0000
 WHITE = 0xFFFF
 RED = 0xF800
 GREEN = 0x07E0
-state = {"init": 0, "displayed": 0, "rects": 0, "texts": [], "clears": []}
+state = {"init": 0, "displayed": 0, "rects": 0, "circles": [], "texts": [], "clears": []}
 
 
 def init(*args, **kwargs):
@@ -26,3 +26,5 @@ def display(img, **kwargs):
     for d in img.draws:
         if d[0] == "rect":
             state["rects"] += 1
+        elif d[0] == "circle":
+            state["circles"].append([d[1], d[2]])
