@@ -17,11 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from rpi_agent.detection.decoder import DecodeOptions, best_first, candidates_above, decode_boxes, greedy_keep
+from rpi_agent.detection.decoder import DecodeOptions, greedy_keep_rows
 from rpi_agent.detection.face_detector import DEFAULT_RESIZE, FaceDetector
 from rpi_agent.detection.preprocess import ResizeMode, fit_to_input
-from rpi_agent.detection.quantization import dequantize
-from rpi_agent.domain import Detection
 from rpi_agent.errors import ModelError, RuntimeMissingError
 from rpi_agent.evaluation.machine import cpu_model
 from rpi_agent.paths import model_file, models_dir, shared_dir
@@ -162,34 +160,28 @@ def decode_breakdown(detector: FaceDetector, images: list[np.ndarray], *, rounds
     Every step is timed right after a real inference, so caches are as cold as in production.
 
     Returns:
-        ``threshold``, ``sort_dequantize``, ``decode_boxes``, ``nms``, ``output`` (scaling to frame
-        pixels and building the detections), plus the median ``candidates`` entering NMS and
-        ``faces`` kept.
+        ``threshold``, ``sort_dequantize`` (the sort: dequantising is a table lookup inside the
+        next steps), ``decode_boxes``, ``nms``, ``output`` (boxes and landmarks to frame pixels,
+        the detections), plus the median ``candidates`` entering NMS and ``faces`` kept.
     """
-    spec, options = detector.spec, detector.options
     width, height = detector.detector.input_size
-    priors = detector.priors * np.array([width, height] * 2, dtype=np.float32)  # as detect() decodes
     samples = Samples()
     for round_index in range(rounds + 1):
         for rgb in images:
-            net_in, mapping = fit_to_input(rgb, width, height, detector.resize)
+            net_in, mapping = fit_to_input(rgb, width, height, detector.resize, detector.layout.pad_value)
             raw = detector.detector.run(net_in)
             t0 = time.perf_counter()
-            idx = candidates_above(raw.scores, raw.score_quant, options.score_threshold)
+            decoder = detector.prepared(raw)
+            idx = decoder.above(raw)
             t1 = time.perf_counter()
-            scores = dequantize(raw.scores[idx], raw.score_quant)
-            order = best_first(scores, options)
-            idx, scores = idx[order], scores[order]
-            loc = dequantize(raw.loc[idx], raw.loc_quant)
+            idx = decoder.best_first(raw, idx)
             t2 = time.perf_counter()
-            boxes = decode_boxes(loc, priors[idx], spec)
+            rows = decoder.box_rows(raw, idx)
             t3 = time.perf_counter()
-            keep = greedy_keep(boxes, options)
+            keep = greedy_keep_rows(rows, decoder.options)
             t4 = time.perf_counter()
-            frame_boxes = mapping.to_frame(boxes[keep])
-            np.clip(frame_boxes, 0.0, np.array([rgb.shape[1], rgb.shape[0]] * 2, dtype=np.float32), out=frame_boxes)
-            rows = zip(frame_boxes.tolist(), scores[keep].tolist(), strict=True)
-            faces = [Detection(tuple(b), s) for b, s in rows]  # type: ignore[arg-type]  # same as detect()
+            frame = decoder.frame_map(mapping, rgb.shape[1], rgb.shape[0])
+            faces = decoder.detections(raw, idx, rows, keep, frame, landmarks=detector.landmarks)
             t5 = time.perf_counter()
             if round_index:
                 samples.add({"threshold": (t1 - t0) * 1e3, "sort_dequantize": (t2 - t1) * 1e3,
