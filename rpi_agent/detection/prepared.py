@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _WORD = {np.dtype(np.int8): np.dtype(np.int16), np.dtype(np.uint8): np.dtype(np.uint16)}
+# Frame shapes and letterboxes remembered: a camera has one; a folder of photos has one per size.
+_MAX_FRAME_MAPS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,7 @@ class PreparedDecoder:
         self._scores = tables.get("scores")
         self._centers, self._half_sizes = tables.get("centers"), tables.get("half_sizes")
         self._points = tables.get("points")
-        self._maps: dict[tuple[Letterbox, int, int], FrameMap] = {}
+        self._maps: dict[tuple[float, float, float, float, int, int], FrameMap] = {}
         self._bound: int | None = None
         self._word_limit: np.integer | None = None
 
@@ -125,10 +127,11 @@ class PreparedDecoder:
 
     def frame_map(self, mapping: Letterbox, width: int, height: int) -> FrameMap:
         """The cached :class:`FrameMap` of a letterbox and frame size (a camera has one)."""
-        key = (mapping, width, height)
+        # A plain tuple key: hashing the frozen dataclass would run Python code on every frame.
+        key = (mapping.scale_x, mapping.scale_y, mapping.offset_x, mapping.offset_y, width, height)
         found = self._maps.get(key)
         if found is None:
-            if len(self._maps) > 16:
+            if len(self._maps) >= _MAX_FRAME_MAPS:
                 self._maps.clear()
             found = self._maps[key] = FrameMap.of(mapping, width, height)
         return found
