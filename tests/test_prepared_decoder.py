@@ -63,7 +63,7 @@ def _boxes(seed: int, count: int, clusters: int, spread: float) -> np.ndarray:
 @given(seed=st.integers(0, 2**32 - 1), count=st.integers(0, 700), clusters=st.integers(1, 120),
        spread=st.floats(0.0, 20.0), iou=st.sampled_from([0.05, 0.3, 0.4, 0.5, 0.9, 1.0]),
        top_k=st.sampled_from([-1, 0, 1, 3, 50]), path=st.sampled_from(["auto", "sweep", "blocks"]))
-def test_nms_equals_textbook_greedy_nms(seed: int, count: int, clusters: int, spread: float, iou: float,
+def test_nms_equals_textbook_greedy_nms(*, seed: int, count: int, clusters: int, spread: float, iou: float,
                                         top_k: int, path: str) -> None:
     boxes = _boxes(seed, count, clusters, spread)
     saved = decoder.SWEEP_FROM, decoder.MAX_SWEEP_PAIRS
@@ -79,7 +79,7 @@ def test_nms_equals_textbook_greedy_nms(seed: int, count: int, clusters: int, sp
     assert keep.tolist() == _greedy_reference(boxes, iou, top_k)
 
 
-def _plain_faces(raw: RawOutput, priors_px: np.ndarray, spec: PriorSpec, options: DecodeOptions,
+def _plain_faces(raw: RawOutput, priors_px: np.ndarray, spec: PriorSpec, *, options: DecodeOptions,
                  mapping: Letterbox, width: int, height: int) -> list[Detection]:
     """The decode stage written with the plain functions, as the detector ran it before."""
     boxes, scores, kept = postprocess_indexed(raw.scores, raw.loc, priors_px, spec, score_quant=raw.score_quant,
@@ -122,7 +122,7 @@ def _raw_output(rng: np.random.Generator, rows: int, dtype: str, zero_point: int
        top_k=st.sampled_from([-1, 5]), candidate_size=st.sampled_from([-1, 40]), pairs=st.booleans(),
        mapping=st.sampled_from([Letterbox(1.0, 1.0, 0.0, 0.0), Letterbox(0.25, 0.25, 0.0, 15.0),
                                 Letterbox(0.5, 0.3, 3.0, 0.0)]))
-def test_prepared_decoder_equals_the_plain_functions(seed: int, dtype: str, zero_point: int, face_rate: float,
+def test_prepared_decoder_equals_the_plain_functions(*, seed: int, dtype: str, zero_point: int, face_rate: float,
                                                      threshold: float, voting: float, top_k: int,
                                                      candidate_size: int, pairs: bool, mapping: Letterbox) -> None:
     if dtype == "uint8":
@@ -136,7 +136,8 @@ def test_prepared_decoder_equals_the_plain_functions(seed: int, dtype: str, zero
     prepared = PreparedDecoder.for_output(raw, SPEC, priors_px, options)
     for width, height in ((640, 480), (160, 400)):
         found = prepared.faces(raw, mapping, width, height, landmarks=True)
-        _assert_identical(found, _plain_faces(raw, priors_px, SPEC, options, mapping, width, height))
+        _assert_identical(found, _plain_faces(raw, priors_px, SPEC, options=options, mapping=mapping, width=width,
+                                                  height=height))
     bare = prepared.faces(raw, mapping, 640, 480)
     assert all(face.landmarks is None for face in bare) and len(bare) == len(found)
 
@@ -155,7 +156,8 @@ def test_detections_are_ordinary_detections() -> None:
     points = [((1.0, 1.0),) * 5, ((2.0, 2.5),) * 5]
     for marks in (None, points):
         built = build_detections(boxes, scores, marks)
-        plain = [Detection(b, s, None if marks is None else marks[i]) for i, (b, s) in enumerate(zip(boxes, scores))]
+        plain = [Detection(b, s, None if marks is None else marks[i])
+                 for i, (b, s) in enumerate(zip(boxes, scores, strict=True))]
         assert built == plain and [hash(f) for f in built] == [hash(f) for f in plain]
         assert [repr(f) for f in built] == [repr(f) for f in plain]
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -183,7 +185,8 @@ def test_the_detector_finds_what_the_plain_functions_find(built_model, photos, n
             net_in, mapping = fit_to_input(rgb, fd.detector.width, fd.detector.height, fd.resize,
                                            fd.layout.pad_value)
             raw = fd.detector.run(net_in)
-            _assert_identical(found, _plain_faces(raw, priors_px, fd.spec, option, mapping, rgb.shape[1], rgb.shape[0]))
+            _assert_identical(found, _plain_faces(raw, priors_px, fd.spec, options=option, mapping=mapping,
+                                                  width=rgb.shape[1], height=rgb.shape[0]))
             faces += found
     assert len(faces) > len(photos) * 2 * 5
     assert all(len(f.landmarks or ()) == (5 if fd.landmarks else 0) for f in faces)

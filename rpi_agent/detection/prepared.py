@@ -290,7 +290,8 @@ def build_detections(boxes: list[Box], scores: list[float],
     if not _SLOTS:
         return list(map(Detection, boxes, scores, points))
     faces = list(map(object.__new__, repeat(Detection, count)))
-    for slot, column in zip(_SLOTS, (boxes, scores, points), strict=True):
+    columns: tuple[Iterable[object], ...] = (boxes, scores, points)
+    for slot, column in zip(_SLOTS, columns, strict=True):
         deque(map(slot.__set__, faces, column), maxlen=0)
     return faces
 
