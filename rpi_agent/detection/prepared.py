@@ -91,6 +91,7 @@ class PreparedDecoder:
         self.spec = spec
         self.priors = np.ascontiguousarray(priors_px, dtype=np.float32)
         self.prior_rows = np.ascontiguousarray(self.priors.T)
+        self._prior_points = self.priors[:, None, :]  # (N, 1, 4): one prior per landmark row
         self._scores = tables.get("scores")
         self._centers, self._half_sizes = tables.get("centers"), tables.get("half_sizes")
         self._points = tables.get("points")
@@ -98,8 +99,9 @@ class PreparedDecoder:
         self._bound: int | None = None
         self._word_limit: np.integer | None = None
 
-    def _set_bound(self, raw: RawOutput) -> None:
-        """The byte threshold of the scores, and of their (background, face) pairs read as words."""
+    def _set_bound(self, raw: RawOutput) -> int:
+        """Set (and return) the byte threshold of the scores, and that of their (background, face)
+        pairs read as words."""
         dtype, threshold = raw.scores.dtype, self.options.score_threshold
         bound = quantized_bound(dtype, raw.score_quant, threshold)
         info = np.iinfo(dtype)
@@ -107,6 +109,7 @@ class PreparedDecoder:
         word = _WORD[dtype]
         if self._bound < info.max:
             self._word_limit = word.type((self._bound + 1) * 256)
+        return self._bound
 
     @classmethod
     def for_output(cls, raw: RawOutput, spec: PriorSpec, priors_px: np.ndarray,
@@ -166,9 +169,10 @@ class PreparedDecoder:
         pairs read as little-endian 16-bit words have the face byte on top, so ``face > bound``
         is one comparison of the words with ``(bound + 1) * 256``, over contiguous memory.
         """
-        if self._bound is None:
-            self._set_bound(raw)
-        scores, pairs, limit, bound = raw.scores, raw.score_pairs, self._word_limit, int(self._bound or 0)
+        bound = self._bound
+        if bound is None:
+            bound = self._set_bound(raw)
+        scores, pairs, limit = raw.scores, raw.score_pairs, self._word_limit
         if limit is None:
             return np.empty(0, dtype=np.int64)
         if pairs is not None and _LITTLE_ENDIAN and pairs.flags.c_contiguous:
@@ -239,19 +243,26 @@ class PreparedDecoder:
         np.minimum(boxes, frame.upper, out=boxes)
         corners = list(zip(*boxes.tolist(), strict=True))
         scores = self.scores_of(raw, kept).tolist()
-        points = self.landmarks_of(raw, kept, frame) if landmarks and raw.landmarks is not None else None
+        marks = raw.landmarks
+        points = self.landmarks_of(marks, raw.landmark_quant, kept, frame) if landmarks and marks is not None else None
         return build_detections(corners, scores, points)
 
-    def landmarks_of(self, raw: RawOutput, kept: np.ndarray, frame: FrameMap) -> list[tuple[Point, ...]]:
+    def landmarks_of(self, offsets: np.ndarray, quant: Quantization, kept: np.ndarray,
+                     frame: FrameMap) -> list[tuple[Point, ...]]:
         """Five ``(x, y)`` frame points for each prior row in ``kept``, as
-        :func:`rpi_agent.detection.decoder.decode_landmarks` and the letterbox map compute them."""
-        assert raw.landmarks is not None
-        offsets = raw.landmarks.take(kept, axis=0)
+        :func:`rpi_agent.detection.decoder.decode_landmarks` and the letterbox map compute them.
+
+        Args:
+            offsets: ``(N, 10)`` landmark offsets of every prior (the network output); ``quant``: their quantisation.
+            kept: ``(M,)`` prior rows of the faces.
+            frame: Where the input pixels go in the frame.
+        """
+        survivors = offsets.take(kept, axis=0)
         if self._points is None:
-            points = dequantize(offsets, raw.landmark_quant).reshape(-1, 5, 2) * np.float32(self.spec.center_variance)
+            points = dequantize(survivors, quant).reshape(-1, 5, 2) * np.float32(self.spec.center_variance)
         else:
-            points = self._points.take(offsets.view(np.uint8)).reshape(-1, 5, 2)
-        priors = self.priors.take(kept, axis=0)[:, None, :]
+            points = self._points.take(survivors.view(np.uint8)).reshape(-1, 5, 2)
+        priors = self._prior_points.take(kept, axis=0)
         points *= priors[..., 2:]
         points += priors[..., :2]
         points -= frame.point_offset
