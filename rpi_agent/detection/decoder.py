@@ -124,9 +124,8 @@ def box_rows(boxes: np.ndarray) -> np.ndarray:
 
 def box_areas(rows: np.ndarray) -> np.ndarray:
     """``(K,)`` float32 areas of ``(4, K)`` box rows, 0 for empty boxes."""
-    sides = rows[2:] - rows[:2]
-    np.maximum(sides, 0.0, out=sides)
-    return sides[0] * sides[1]  # type: ignore[no-any-return]
+    x1, y1, x2, y2 = rows
+    return np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)  # type: ignore[no-any-return]
 
 
 def overlap_matrix(rows: np.ndarray, area: np.ndarray, other_rows: np.ndarray, other_area: np.ndarray,
@@ -138,11 +137,17 @@ def overlap_matrix(rows: np.ndarray, area: np.ndarray, other_rows: np.ndarray, o
         other_rows: ``(4, L)`` float32 box rows; ``other_area``: their ``(L,)`` areas.
         iou_threshold: Pairs above it are ``True``.
     """
-    # x and y in one (2, K, L) block: half the calls of one outer product per coordinate.
-    sides = np.minimum(rows[2:, :, None], other_rows[2:, None, :])
-    sides -= np.maximum(rows[:2, :, None], other_rows[:2, None, :])
-    np.maximum(sides, 0.0, out=sides)
-    inter = sides[0] * sides[1]
+    # Outer products of 1-D rows: a (2, K, L) block for x and y together makes half the calls but
+    # runs the general broadcasting code, slower right after an inference has evicted it.
+    x1, y1, x2, y2 = rows
+    u1, v1, u2, v2 = other_rows
+    inter = np.minimum.outer(x2, u2)
+    inter -= np.maximum.outer(x1, u1)
+    np.maximum(inter, 0.0, out=inter)
+    height = np.minimum.outer(y2, v2)
+    height -= np.maximum.outer(y1, v1)
+    np.maximum(height, 0.0, out=height)
+    inter *= height
     union = np.add.outer(area, other_area)
     union -= inter
     union += _EPS
@@ -230,6 +235,37 @@ def _bits(flags: np.ndarray) -> int:
     return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
 
 
+def _greedy_one_block(rows: np.ndarray, iou_threshold: float, top_k: int) -> np.ndarray:
+    """:func:`_greedy_blocks` for candidates that fit one block, in as little code as it takes.
+
+    Right after an inference every line and NumPy call here runs with cold caches, where it
+    costs several times its warm time: so one function, no slicing, no per-block bookkeeping.
+    """
+    x1, y1, x2, y2 = rows  # the IoU of overlap_matrix, written out
+    inter = np.minimum.outer(x2, x2)
+    inter -= np.maximum.outer(x1, x1)
+    np.maximum(inter, 0.0, out=inter)
+    height = np.minimum.outer(y2, y2)
+    height -= np.maximum.outer(y1, y1)
+    np.maximum(height, 0.0, out=height)
+    inter *= height
+    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    union = np.add.outer(area, area)
+    union -= inter
+    union += _EPS
+    inter /= union
+    packed = np.packbits(inter > iou_threshold, axis=1, bitorder="little")
+    masks, width = packed.tobytes(), packed.shape[1]
+    keep: list[int] = []
+    alive = (1 << rows.shape[1]) - 1
+    while alive:
+        lowest = alive & -alive
+        i = lowest.bit_length() - 1
+        keep.append(i)
+        alive &= ~(int.from_bytes(masks[i * width:(i + 1) * width], "little") | lowest)
+    return np.array(keep[:top_k] if top_k > 0 else keep, dtype=np.int64)
+
+
 def _greedy_blocks(rows: np.ndarray, area: np.ndarray, options: DecodeOptions) -> list[int]:
     """Greedy NMS in blocks of :data:`NMS_BLOCK` rows of IoU, for few candidates or too dense to sweep.
 
@@ -241,7 +277,7 @@ def _greedy_blocks(rows: np.ndarray, area: np.ndarray, options: DecodeOptions) -
     count = rows.shape[1]
     for start in range(0, count, NMS_BLOCK):
         stop = min(start + NMS_BLOCK, count)
-        block, block_area = rows[:, start:stop], area[start:stop]
+        block, block_area = (rows, area) if count <= NMS_BLOCK else (rows[:, start:stop], area[start:stop])
         alive = (1 << (stop - start)) - 1
         if keep:
             earlier = overlap_matrix(rows.take(keep, axis=1), area.take(keep), block, block_area,
@@ -307,6 +343,8 @@ def greedy_keep_rows(rows: np.ndarray, options: DecodeOptions) -> np.ndarray:
     count = rows.shape[1]
     if count < 2:
         return np.arange(count, dtype=np.int64)
+    if count < SWEEP_FROM and count <= NMS_BLOCK:
+        return _greedy_one_block(rows, options.iou_threshold, options.top_k)
     area = box_areas(rows)
     pairs = _sweep(rows, area, options.iou_threshold) if count >= SWEEP_FROM else None
     if pairs is None:
