@@ -13,6 +13,7 @@ import numpy as np
 
 from rpi_agent.detection.priors import PriorSpec
 from rpi_agent.detection.quantization import FLOAT, Quantization, dequantize
+from rpi_agent.geometry import IOU_EPS, box_areas, box_rows, overlap_matrix
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,46 +115,6 @@ MAX_SWEEP_PAIRS = 4 * NMS_BLOCK * NMS_BLOCK
 # kinds of NumPy call, each of which costs microseconds when it runs right after an inference has
 # evicted its code and data (x86: 35-60 us vs 95-145 us for 13-95 candidates; even at 100-130).
 SWEEP_FROM = 100
-_EPS = np.float32(1e-5)
-
-
-def box_rows(boxes: np.ndarray) -> np.ndarray:
-    """``(K, 4)`` xyxy boxes as ``(4, K)`` contiguous float32 rows ``x1, y1, x2, y2``."""
-    return np.ascontiguousarray(boxes.T, dtype=np.float32)
-
-
-def box_areas(rows: np.ndarray) -> np.ndarray:
-    """``(K,)`` float32 areas of ``(4, K)`` box rows, 0 for empty boxes."""
-    x1, y1, x2, y2 = rows
-    return np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)  # type: ignore[no-any-return]
-
-
-def overlap_matrix(rows: np.ndarray, area: np.ndarray, other_rows: np.ndarray, other_area: np.ndarray,
-                   iou_threshold: float) -> np.ndarray:
-    """``(K, L)`` bool: IoU above ``iou_threshold``, computed as :func:`rpi_agent.geometry.iou_outer`.
-
-    Args:
-        rows: ``(4, K)`` float32 box rows; ``area``: their ``(K,)`` areas (:func:`box_areas`).
-        other_rows: ``(4, L)`` float32 box rows; ``other_area``: their ``(L,)`` areas.
-        iou_threshold: Pairs above it are ``True``.
-    """
-    # Outer products of 1-D rows: a (2, K, L) block for x and y together makes half the calls but
-    # runs the general broadcasting code, slower right after an inference has evicted it.
-    x1, y1, x2, y2 = rows
-    u1, v1, u2, v2 = other_rows
-    inter = np.minimum.outer(x2, u2)
-    inter -= np.maximum.outer(x1, u1)
-    np.maximum(inter, 0.0, out=inter)
-    height = np.minimum.outer(y2, v2)
-    height -= np.maximum.outer(y1, v1)
-    np.maximum(height, 0.0, out=height)
-    inter *= height
-    union = np.add.outer(area, other_area)
-    union -= inter
-    union += _EPS
-    inter /= union
-    return inter > iou_threshold  # type: ignore[no-any-return]
-
 
 def _sweep(rows: np.ndarray, area: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`overlapping_pairs` on ``(4, K)`` box rows and their areas."""
@@ -183,7 +144,7 @@ def _sweep(rows: np.ndarray, area: np.ndarray, iou_threshold: float) -> tuple[np
     union = area.take(i)
     union += area.take(j)
     union -= inter
-    union += _EPS
+    union += IOU_EPS
     inter /= union
     hit = inter > iou_threshold
     i, j = i[hit], j[hit]
@@ -252,7 +213,7 @@ def _greedy_one_block(rows: np.ndarray, iou_threshold: float, top_k: int) -> np.
     area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
     union = np.add.outer(area, area)
     union -= inter
-    union += _EPS
+    union += IOU_EPS
     inter /= union
     packed = np.packbits(inter > iou_threshold, axis=1, bitorder="little")
     masks, width = packed.tobytes(), packed.shape[1]
