@@ -113,7 +113,7 @@ NMS_BLOCK = 256
 MAX_SWEEP_PAIRS = 4 * NMS_BLOCK * NMS_BLOCK
 # Below this many candidates one IoU block is cheaper than the sweep's fixed cost: a dozen more
 # kinds of NumPy call, each of which costs microseconds when it runs right after an inference has
-# evicted its code and data (x86: 35-60 us vs 95-145 us for 13-95 candidates; even at 100-130).
+# evicted its code and data (x86: 33-66 us vs 104-149 us for 13-79 candidates, even at 90-130).
 SWEEP_FROM = 100
 
 def _sweep(rows: np.ndarray, area: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
