@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,26 @@ def test_bench_without_crowds_and_a_missing_one(crowd_and_one: Path, capsys: pyt
     assert main([*argv, "--crowds", "17.jpg"]) == 1
     err = capsys.readouterr().err.strip()
     assert "17.jpg" in err and len(err.splitlines()) == 1
+
+
+PROFILE = Path(__file__).resolve().parents[1] / "scripts" / "profile_decode.py"
+
+
+def test_profile_decode_times_each_step_cold_and_warm(built_model, crowd_and_one: Path) -> None:
+    built_model("RFB-320")
+    done = subprocess.run([sys.executable, str(PROFILE), "--model", "RFB-320", "--images", str(crowd_and_one),
+                           "--rounds", "1"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    steps = report["microseconds"]["RFB-320"]
+    assert report["cpu"] and report["images"] == 2
+    for kind in ("after_inference", "warm"):
+        assert steps[kind]["candidates"] >= steps[kind]["faces"] > 0
+        parts = sum(steps[kind][name] for name in ("threshold", "sort", "decode_boxes", "nms", "output"))
+        assert parts == pytest.approx(steps[kind]["total"], rel=0.05, abs=1.0)
+
+
+def test_profile_decode_refuses_a_missing_model_in_one_line(crowd_and_one: Path) -> None:
+    done = subprocess.run([sys.executable, str(PROFILE), "--model", "no-such-model", "--images", str(crowd_and_one),
+                           "--rounds", "1"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1 and "no-such-model" in done.stderr and len(done.stderr.strip().splitlines()) == 1
