@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-_EPS = np.float32(1e-5)
+IOU_EPS = np.float32(1e-5)
+"""Added to every union in the NMS IoU: keeps the IoU of empty boxes at 0."""
 
 
 def iou_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
@@ -62,9 +63,47 @@ def iou_outer(boxes: np.ndarray, others: np.ndarray | None = None) -> np.ndarray
     other_area = area if others is None else np.maximum(u2 - u1, 0.0) * np.maximum(v2 - v1, 0.0)
     union = np.add.outer(area, other_area)
     union -= inter
-    union += _EPS
+    union += IOU_EPS
     inter /= union
     return inter
+
+
+def box_rows(boxes: np.ndarray) -> np.ndarray:
+    """``(K, 4)`` xyxy boxes as ``(4, K)`` contiguous float32 rows ``x1, y1, x2, y2``."""
+    return np.ascontiguousarray(boxes.T, dtype=np.float32)
+
+
+def box_areas(rows: np.ndarray) -> np.ndarray:
+    """``(K,)`` float32 areas of ``(4, K)`` box rows, 0 for empty boxes."""
+    x1, y1, x2, y2 = rows
+    return np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)  # type: ignore[no-any-return]
+
+
+def overlap_matrix(rows: np.ndarray, area: np.ndarray, other_rows: np.ndarray, other_area: np.ndarray,
+                   iou_threshold: float) -> np.ndarray:
+    """``(K, L)`` bool: IoU above ``iou_threshold``, computed as :func:`iou_outer`.
+
+    Args:
+        rows: ``(4, K)`` float32 box rows; ``area``: their ``(K,)`` areas (:func:`box_areas`).
+        other_rows: ``(4, L)`` float32 box rows; ``other_area``: their ``(L,)`` areas.
+        iou_threshold: Pairs above it are ``True``.
+    """
+    # Outer products of 1-D rows: a (2, K, L) block for x and y together makes half the calls but
+    # runs the general broadcasting code, slower right after an inference has evicted it.
+    x1, y1, x2, y2 = rows
+    u1, v1, u2, v2 = other_rows
+    inter = np.minimum.outer(x2, u2)
+    inter -= np.maximum.outer(x1, u1)
+    np.maximum(inter, 0.0, out=inter)
+    height = np.minimum.outer(y2, v2)
+    height -= np.maximum.outer(y1, v1)
+    np.maximum(height, 0.0, out=height)
+    inter *= height
+    union = np.add.outer(area, other_area)
+    union -= inter
+    union += IOU_EPS
+    inter /= union
+    return inter > iou_threshold  # type: ignore[no-any-return]
 
 
 def match_best_pairs(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from rpi_agent.cli.detect import positive_int, unit_float, variant_arg
 from rpi_agent.detection.preprocess import RESIZE_MODES
@@ -19,12 +20,14 @@ examples:
   faceagent bench --json                       # every built variant on ../shared/data/faces
   faceagent bench --model RFB-320 slim-320 --rounds 10
   faceagent bench --images my_photos/ --resize stretch
-  faceagent bench --model RFB-320 --images crowds/ --threshold 0.3   # decode + NMS of 250 faces
+  faceagent bench --model RFB-320 --threshold 0.3      # the crowd photos at 0.3: decode + NMS of 250 faces
+  faceagent bench --images my_photos/ --crowds party.jpg
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from rpi_agent.detection.face_detector import DEFAULT_RESIZE
+    from rpi_agent.evaluation.bench import CROWD_PHOTOS
 
     parser = sub.add_parser(
         "bench", help="time preprocess / inference / decode of the built models",
@@ -40,21 +43,38 @@ def register(sub: argparse._SubParsersAction) -> None:
                         metavar="DIR", help="photos to run on (default ../shared/data/faces)")
     parser.add_argument("--rounds", type=positive_int, default=5,
                         help="timed passes over the photos, after one warm-up pass (default 5)")
-    parser.add_argument("--resize", choices=RESIZE_MODES, default=DEFAULT_RESIZE,
-                        help=f"resize mode (default {DEFAULT_RESIZE})")
+    parser.add_argument("--resize", choices=("auto", *RESIZE_MODES), default="auto",
+                        help=f"resize mode (default auto: each model family's own, {DEFAULT_RESIZE} for "
+                             "Ultra-Light, corner for the landmark models)")
+    parser.add_argument("--crowds", nargs="+", metavar="NAME",
+                        help="file names of crowd photos among --images, timed again on their own "
+                             f"(default {' '.join(CROWD_PHOTOS)} when present)")
     parser.add_argument("--threshold", type=unit_float, default=0.6,
                         help="face score threshold of the decode stage (default 0.6; crowds at 0.3 test the NMS)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.set_defaults(func=run)
 
 
-def _load_images(folder: Path | None) -> list:
+def _load_images(folder: Path | None) -> dict[str, Any]:
+    """Photos by file name."""
     from rpi_agent.imaging.files import load_rgb
     from rpi_agent.imaging.listing import iter_image_paths
 
     if folder is None:
         raise ImageError("no --images given and ../shared/data/faces is not available")
-    return [load_rgb(p) for p in iter_image_paths([folder])]
+    return {p.name: load_rgb(p) for p in iter_image_paths([folder])}
+
+
+def _crowds(args: argparse.Namespace, images: dict[str, Any]) -> list[str]:
+    """The crowd photos among the images: those named by ``--crowds`` (all must be there), or the defaults present."""
+    from rpi_agent.evaluation.bench import CROWD_PHOTOS
+
+    if args.crowds is None:
+        return [name for name in CROWD_PHOTOS if name in images]
+    missing = [name for name in args.crowds if name not in images]
+    if missing:
+        raise ImageError(f"--crowds {' '.join(missing)}: not among the photos of {args.images}")
+    return list(args.crowds)
 
 
 def _print_table(report: dict) -> None:
@@ -68,7 +88,7 @@ def _print_table(report: dict) -> None:
             print(f"{record['name']:<18}{engine:<18}{cells}")
         ratios = record["ratios"]
         print(f"{'':<18}int8/ORT {ratios['int8_vs_ort_fp32_inference']}  "
-              f"decode/inference {ratios['decode_vs_inference']}  "
+              f"decode/inference {ratios['decode_vs_inference']} (crowds {ratios['decode_vs_inference_crowds']})  "
               f"int8 {record['file_bytes']['int8']} B  acceptance {record['acceptance']}")
         steps = record["int8_decode_steps_ms"]
         print(f"{'':<18}int8 decode steps: " + "  ".join(f"{k} {v:g}" for k, v in steps.items()))
@@ -80,15 +100,17 @@ def run(args: argparse.Namespace) -> int:
     names = args.model or built_variants()
     if not names:
         raise ModelError("no built models to benchmark: run `faceagent models build` first")
-    images = _load_images(args.images)
-    if not images:
+    photos = _load_images(args.images)
+    if not photos:
         raise FaceAgentError(f"{args.images}: no images")
+    crowds = _crowds(args, photos)
+    resize = None if args.resize == "auto" else args.resize
     variants = []
     for name in names:
         log.info("benchmarking %s", name)
-        variants.append(bench_variant(name, images, rounds=args.rounds, resize=args.resize,
-                                      threshold=args.threshold))
-    env = environment(len(images), args.rounds, args.resize) | {"threshold": args.threshold}
+        variants.append(bench_variant(name, list(photos.values()), rounds=args.rounds, resize=resize,
+                                      threshold=args.threshold, crowds=[photos[c] for c in crowds]))
+    env = environment(len(photos), args.rounds, resize) | {"threshold": args.threshold, "crowds": crowds}
     report = {"environment": env, "variants": variants}
     if args.json:
         print(json.dumps(report, indent=1))

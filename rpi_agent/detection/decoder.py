@@ -13,7 +13,7 @@ import numpy as np
 
 from rpi_agent.detection.priors import PriorSpec
 from rpi_agent.detection.quantization import FLOAT, Quantization, dequantize
-from rpi_agent.geometry import iou_outer
+from rpi_agent.geometry import IOU_EPS, box_areas, box_rows, overlap_matrix
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,16 @@ class DecodeOptions:
             raise ValueError(f"box_voting must be in [0, 1], got {self.box_voting}")
 
 
+def quantized_bound(dtype: np.dtype, quant: Quantization, threshold: float) -> int | None:
+    """The integer ``b`` with ``real(q) > threshold  <=>  q > b`` for scores of an integer ``dtype``.
+
+    For integer q: ``scale * (q - zp) > t  <=>  q > floor(t / scale + zp)``. ``None`` when every
+    value passes; a bound at or above the dtype's maximum means none does.
+    """
+    bound = math.floor(threshold / quant.scale + quant.zero_point)
+    return None if bound < np.iinfo(dtype).min else bound
+
+
 def candidates_above(scores: np.ndarray, quant: Quantization, threshold: float) -> np.ndarray:
     """Indices of scores strictly above ``threshold``, compared in the array's own domain.
 
@@ -59,13 +69,11 @@ def candidates_above(scores: np.ndarray, quant: Quantization, threshold: float) 
     """
     if quant.is_float:
         return np.flatnonzero(scores > threshold)
-    # For integer q: scale * (q - zp) > t  <=>  q > floor(t / scale + zp).
-    bound = math.floor(threshold / quant.scale + quant.zero_point)
-    info = np.iinfo(scores.dtype)
-    if bound >= info.max:
-        return np.empty(0, dtype=np.int64)
-    if bound < info.min:
+    bound = quantized_bound(scores.dtype, quant, threshold)
+    if bound is None:
         return np.arange(scores.shape[0], dtype=np.int64)
+    if bound >= np.iinfo(scores.dtype).max:
+        return np.empty(0, dtype=np.int64)
     return np.flatnonzero(scores > scores.dtype.type(bound))
 
 
@@ -103,9 +111,44 @@ def decode_landmarks(offsets: np.ndarray, priors: np.ndarray, spec: PriorSpec) -
 NMS_BLOCK = 256
 # Beyond this many box pairs that overlap in x, the sweep's pair arrays would outgrow the blocks.
 MAX_SWEEP_PAIRS = 4 * NMS_BLOCK * NMS_BLOCK
-# Below this many candidates one IoU block is cheaper than the sweep's fixed cost (x86: 17 vs 30 us
-# at 27 candidates, 49 vs 35 us at 97 candidates with 48 faces).
-SWEEP_FROM = 80
+# Below this many candidates one IoU block is cheaper than the sweep's fixed cost: a dozen more
+# kinds of NumPy call, each of which costs microseconds when it runs right after an inference has
+# evicted its code and data (x86: 33-66 us vs 104-149 us for 13-79 candidates, even at 90-130).
+SWEEP_FROM = 100
+
+def _sweep(rows: np.ndarray, area: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`overlapping_pairs` on ``(4, K)`` box rows and their areas."""
+    count = rows.shape[1]
+    x1 = rows[0]
+    by_x1 = np.argsort(x1, kind="stable")
+    # Box at sorted position s overlaps in x the next counts[s] boxes in that order, those whose
+    # left edge lies before its right edge.
+    after = np.arange(1, count + 1)
+    counts = np.searchsorted(x1.take(by_x1), rows[2].take(by_x1), side="left")
+    counts -= after
+    np.maximum(counts, 0, out=counts)
+    total = int(counts.sum())
+    if total > MAX_SWEEP_PAIRS:
+        return None
+    # Pair k of position s (k counted over all pairs) has partner k + (s + 1 - pairs before s).
+    shift = after - np.cumsum(counts)
+    shift += counts
+    second = np.arange(total)
+    second += np.repeat(shift, counts)
+    i, j = by_x1.take(np.repeat(after - 1, counts)), by_x1.take(second)
+    first_rows, second_rows = rows.take(i, axis=1), rows.take(j, axis=1)
+    corner = np.minimum(first_rows[2:], second_rows[2:])
+    corner -= np.maximum(first_rows[:2], second_rows[:2])
+    np.maximum(corner, 0.0, out=corner)
+    inter = corner[0] * corner[1]
+    union = area.take(i)
+    union += area.take(j)
+    union -= inter
+    union += IOU_EPS
+    inter /= union
+    hit = inter > iou_threshold
+    i, j = i[hit], j[hit]
+    return np.minimum(i, j), np.maximum(i, j)
 
 
 def overlapping_pairs(boxes: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -113,72 +156,105 @@ def overlapping_pairs(boxes: np.ndarray, iou_threshold: float) -> tuple[np.ndarr
 
     A sweep over the boxes sorted by left edge lists only the pairs that overlap in x, so the work
     follows the number of neighbours rather than the square of the candidates (250 faces of a
-    crowd have ~20 x-neighbours each, not 250). The IoU is computed exactly as :func:`iou_matrix`.
+    crowd have ~20 x-neighbours each, not 250). The IoU is computed exactly as :func:`iou_outer`.
+
+    Args:
+        boxes: ``(K, 4)`` xyxy boxes.
+        iou_threshold: Pairs above it are listed.
 
     Returns:
-        The pairs, or ``None`` when more than :data:`MAX_SWEEP_PAIRS` boxes overlap in x.
+        Two ``(P,)`` int64 arrays, or ``None`` when more than :data:`MAX_SWEEP_PAIRS` boxes overlap in x.
     """
-    x1, y1, x2, y2 = np.ascontiguousarray(boxes.T, dtype=np.float32)
-    by_x1 = np.argsort(x1, kind="stable")
-    sorted_x1 = x1[by_x1]
-    ends = np.searchsorted(sorted_x1, x2[by_x1], side="left")
-    counts = np.maximum(ends - np.arange(1, ends.size + 1), 0)
-    total = int(counts.sum())
-    if total > MAX_SWEEP_PAIRS:
-        return None
-    first = np.repeat(np.arange(ends.size), counts)
-    second = first + 1 + np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    i, j = by_x1[first], by_x1[second]
-    inter = np.minimum(x2[i], x2[j]) - np.maximum(x1[i], x1[j])
-    np.maximum(inter, 0.0, out=inter)
-    height = np.minimum(y2[i], y2[j]) - np.maximum(y1[i], y1[j])
-    np.maximum(height, 0.0, out=height)
-    inter *= height
-    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
-    union = area[i] + area[j]
-    union -= inter
-    union += np.float32(1e-5)
-    hit = inter / union > iou_threshold
-    i, j = i[hit], j[hit]
-    return np.minimum(i, j), np.maximum(i, j)
+    rows = box_rows(boxes)
+    return _sweep(rows, box_areas(rows), iou_threshold)
 
 
 def _resolve_greedy(count: int, earlier: np.ndarray, later: np.ndarray) -> np.ndarray:
     """Which of ``count`` best-first boxes greedy NMS keeps, given its overlapping pairs.
 
     A box is kept once every earlier box overlapping it is dropped, and dropped once one of them is
-    kept; each pass decides at least the first undecided box and in practice nearly all of them
-    (a pass per link in the longest chain of overlaps, a handful on real frames).
+    kept. Each pass drops the later box of every pair whose earlier box is kept, forgets the pairs
+    that touch a dropped box, and keeps every box no remaining pair blocks: at least the first
+    undecided box, in practice nearly all (a pass per link in the longest chain of overlaps).
     """
-    kept = np.zeros(count, dtype=bool)
+    kept = np.ones(count, dtype=bool)
+    kept[later] = False
     dropped = np.zeros(count, dtype=bool)
-    undecided = np.ones(count, dtype=bool)
-    while undecided.any():
-        dropped[later[kept[earlier]]] = True
-        undecided &= ~dropped
-        blockers = np.bincount(later[~dropped[earlier]], minlength=count)
-        kept |= undecided & (blockers == 0)
-        undecided &= ~kept
+    while earlier.size:
+        dropped[later[kept.take(earlier)]] = True
+        live = dropped.take(earlier)
+        live |= dropped.take(later)
+        np.logical_not(live, out=live)
+        earlier, later = earlier[live], later[live]
+        kept = ~dropped
+        kept[later] = False
     return kept
 
 
-def _greedy_blocks(boxes: np.ndarray, options: DecodeOptions) -> np.ndarray:
-    """Greedy NMS in blocks of :data:`NMS_BLOCK` rows of IoU, for candidates too dense to sweep."""
+def _bits(flags: np.ndarray) -> int:
+    """``(K,)`` bool as an integer whose bit ``k`` is ``flags[k]``."""
+    return int.from_bytes(np.packbits(flags, bitorder="little").tobytes(), "little")
+
+
+def _greedy_one_block(rows: np.ndarray, iou_threshold: float, top_k: int) -> np.ndarray:
+    """:func:`_greedy_blocks` for candidates that fit one block, in as little code as it takes.
+
+    Right after an inference every line and NumPy call here runs with cold caches, where it
+    costs several times its warm time: so one function, no slicing, no per-block bookkeeping.
+    """
+    x1, y1, x2, y2 = rows  # the IoU of overlap_matrix, written out
+    inter = np.minimum.outer(x2, x2)
+    inter -= np.maximum.outer(x1, x1)
+    np.maximum(inter, 0.0, out=inter)
+    height = np.minimum.outer(y2, y2)
+    height -= np.maximum.outer(y1, y1)
+    np.maximum(height, 0.0, out=height)
+    inter *= height
+    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    union = np.add.outer(area, area)
+    union -= inter
+    union += IOU_EPS
+    inter /= union
+    packed = np.packbits(inter > iou_threshold, axis=1, bitorder="little")
+    masks, width = packed.tobytes(), packed.shape[1]
     keep: list[int] = []
-    for start in range(0, boxes.shape[0], NMS_BLOCK):
-        block = boxes[start:start + NMS_BLOCK]
-        suppressed = np.zeros(block.shape[0], dtype=bool)
+    alive = (1 << rows.shape[1]) - 1
+    while alive:
+        lowest = alive & -alive
+        i = lowest.bit_length() - 1
+        keep.append(i)
+        alive &= ~(int.from_bytes(masks[i * width:(i + 1) * width], "little") | lowest)
+    return np.array(keep[:top_k] if top_k > 0 else keep, dtype=np.int64)
+
+
+def _greedy_blocks(rows: np.ndarray, area: np.ndarray, options: DecodeOptions) -> list[int]:
+    """Greedy NMS in blocks of :data:`NMS_BLOCK` rows of IoU, for few candidates or too dense to sweep.
+
+    Each block's overlaps become one integer of bits per box, so the pass visits the kept boxes
+    only: the next kept box is the lowest bit still set, and it clears the bits of the boxes it
+    suppresses.
+    """
+    keep: list[int] = []
+    count = rows.shape[1]
+    for start in range(0, count, NMS_BLOCK):
+        stop = min(start + NMS_BLOCK, count)
+        block, block_area = (rows, area) if count <= NMS_BLOCK else (rows[:, start:stop], area[start:stop])
+        alive = (1 << (stop - start)) - 1
         if keep:
-            suppressed |= (iou_outer(boxes[keep], block) > options.iou_threshold).any(axis=0)
-        overlaps = iou_outer(block) > options.iou_threshold
-        for i in range(block.shape[0]):
-            if suppressed[i]:
-                continue
+            earlier = overlap_matrix(rows.take(keep, axis=1), area.take(keep), block, block_area,
+                                     options.iou_threshold)
+            alive &= ~_bits(np.any(earlier, axis=0))
+        packed = np.packbits(overlap_matrix(block, block_area, block, block_area, options.iou_threshold),
+                             axis=1, bitorder="little")
+        masks, width = packed.tobytes(), packed.shape[1]
+        while alive:
+            lowest = alive & -alive
+            i = lowest.bit_length() - 1
             keep.append(start + i)
-            if 0 < options.top_k == len(keep):
-                return np.asarray(keep, dtype=np.int64)
-            suppressed |= overlaps[i]
-    return np.asarray(keep, dtype=np.int64)
+            if len(keep) == options.top_k:
+                return keep
+            alive &= ~(int.from_bytes(masks[i * width:(i + 1) * width], "little") | lowest)
+    return keep
 
 
 def vote(kept: np.ndarray, boxes: np.ndarray, scores: np.ndarray, min_iou: float) -> np.ndarray:
@@ -207,10 +283,11 @@ def vote(kept: np.ndarray, boxes: np.ndarray, scores: np.ndarray, min_iou: float
 def greedy_keep(boxes: np.ndarray, options: DecodeOptions) -> np.ndarray:
     """Greedy hard NMS over boxes already sorted best first, at a cost that follows the overlaps.
 
-    The overlapping pairs come from a sweep (:func:`overlapping_pairs`) and are resolved a pass at
-    a time (:func:`_resolve_greedy`), so a crowd of 250 faces costs about twice what 60 candidates
-    do; few candidates, or candidates too dense to sweep, go through IoU blocks of bounded memory
-    (a full matrix of 4420 priors would take 78 MB). Both give exactly the result of one greedy pass.
+    Few candidates go through one IoU block resolved bit by bit (:func:`_greedy_blocks`); many
+    through a sweep that lists only the overlapping pairs (:func:`overlapping_pairs`), resolved a
+    pass at a time (:func:`_resolve_greedy`), so a crowd of 250 faces costs about twice what 60
+    candidates do; candidates too dense to sweep go through blocks of bounded memory (a full matrix
+    of 4420 priors would take 78 MB). All give exactly the result of one greedy pass.
 
     Args:
         boxes: ``(K, 4)`` float32 xyxy boxes, best first.
@@ -219,12 +296,21 @@ def greedy_keep(boxes: np.ndarray, options: DecodeOptions) -> np.ndarray:
     Returns:
         ``(M,)`` int64 indices into ``boxes``, ascending (so still best first).
     """
-    if boxes.shape[0] < 2:
-        return np.arange(boxes.shape[0], dtype=np.int64)
-    pairs = overlapping_pairs(boxes, options.iou_threshold) if boxes.shape[0] >= SWEEP_FROM else None
+    return greedy_keep_rows(box_rows(boxes), options)
+
+
+def greedy_keep_rows(rows: np.ndarray, options: DecodeOptions) -> np.ndarray:
+    """:func:`greedy_keep` on ``(4, K)`` float32 box rows ``x1, y1, x2, y2``."""
+    count = rows.shape[1]
+    if count < 2:
+        return np.arange(count, dtype=np.int64)
+    if count < SWEEP_FROM and count <= NMS_BLOCK:
+        return _greedy_one_block(rows, options.iou_threshold, options.top_k)
+    area = box_areas(rows)
+    pairs = _sweep(rows, area, options.iou_threshold) if count >= SWEEP_FROM else None
     if pairs is None:
-        return _greedy_blocks(boxes, options)
-    keep = np.flatnonzero(_resolve_greedy(boxes.shape[0], *pairs))
+        return np.array(_greedy_blocks(rows, area, options), dtype=np.int64)
+    keep = np.flatnonzero(_resolve_greedy(count, *pairs))
     return keep[: options.top_k] if options.top_k > 0 else keep
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from rpi_agent.detection.base import DetectionResult
-from rpi_agent.detection.decoder import DecodeOptions, decode_landmarks, postprocess_indexed
+from rpi_agent.detection.decoder import DecodeOptions
 from rpi_agent.detection.layouts import ULTRA_LIGHT, layout_for
-from rpi_agent.detection.preprocess import Letterbox, ResizeMode, fit_to_input
+from rpi_agent.detection.prepared import PreparedDecoder
+from rpi_agent.detection.preprocess import ResizeMode, fit_to_input
 from rpi_agent.detection.priors import PriorSpec, generate_priors
-from rpi_agent.detection.quantization import dequantize
 from rpi_agent.detection.tflite import RawOutput, TFLiteDetector
-from rpi_agent.domain import Detection, Frame
+from rpi_agent.domain import Frame
 from rpi_agent.errors import ModelError, SourceError
 from rpi_agent.paths import resolve_model
 
@@ -69,7 +69,7 @@ class FaceDetector:
         self.priors = generate_priors(self.spec)
         # Priors in input pixels: decoding then yields pixel boxes with no extra scaling step.
         self._priors_px = self.priors * np.array([self.spec.width, self.spec.height] * 2, dtype=np.float32)
-        self._checked = False
+        self._decoder: PreparedDecoder | None = None
 
     @classmethod
     def from_model(
@@ -100,13 +100,21 @@ class FaceDetector:
             raise SourceError(f"camera {frame.camera}: frame {frame.index} has no pixels for the face detector")
         return self.detect(frame.rgb)
 
-    def _check_count(self, rows: int) -> None:
-        if rows != self.priors.shape[0]:
-            raise ModelError(
-                f"{self.detector.path}: model outputs {rows} boxes but the priors for "
-                f"{self.spec.width}x{self.spec.height} number {self.priors.shape[0]}"
-            )
-        self._checked = True
+    def prepared(self, raw: RawOutput) -> PreparedDecoder:
+        """The decode stage for this network's outputs, set up (and the output rows checked) once.
+
+        Raises:
+            ModelError: The model outputs another number of rows than its priors.
+        """
+        if self._decoder is None or self._decoder.options is not self.options:
+            rows = raw.scores.shape[0]
+            if rows != self.priors.shape[0]:
+                raise ModelError(
+                    f"{self.detector.path}: model outputs {rows} boxes but the priors for "
+                    f"{self.spec.width}x{self.spec.height} number {self.priors.shape[0]}"
+                )
+            self._decoder = PreparedDecoder.for_output(raw, self.spec, self._priors_px, self.options)
+        return self._decoder
 
     def detect(self, rgb: np.ndarray) -> DetectionResult:
         """Find faces in one frame.
@@ -123,26 +131,8 @@ class FaceDetector:
         t1 = time.perf_counter()
         raw = self.detector.run(net_in)
         t2 = time.perf_counter()
-        if not self._checked:
-            self._check_count(raw.scores.shape[0])
-        boxes, scores, kept = postprocess_indexed(
-            raw.scores, raw.loc, self._priors_px, self.spec,
-            score_quant=raw.score_quant, loc_quant=raw.loc_quant, options=self.options,
-        )
         height, width = rgb.shape[:2]
-        boxes = mapping.to_frame(boxes)
-        np.clip(boxes, 0.0, np.array([width, height, width, height], dtype=np.float32), out=boxes)
-        points = self._landmarks_of(raw, kept, mapping)
-        faces = [Detection(tuple(b), s, None if points is None else tuple(map(tuple, points[i])))  # type: ignore[arg-type]
-                 for i, (b, s) in enumerate(zip(boxes.tolist(), scores.tolist(), strict=True))]
+        faces = self.prepared(raw).faces(raw, mapping, width, height, landmarks=self.landmarks)
         t3 = time.perf_counter()
         ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "decode": (t3 - t2) * 1e3}
         return DetectionResult(faces, ms)
-
-    def _landmarks_of(self, raw: RawOutput, kept: np.ndarray, mapping: Letterbox) -> list[list[list[float]]] | None:
-        """Landmarks of the surviving faces only, in frame pixels: ``M`` lists of five ``[x, y]``."""
-        if not self.landmarks or raw.landmarks is None:
-            return None
-        offsets = dequantize(raw.landmarks[kept], raw.landmark_quant)
-        points = mapping.points_to_frame(decode_landmarks(offsets, self._priors_px[kept], self.spec))
-        return points.tolist()  # type: ignore[no-any-return]

@@ -39,6 +39,8 @@ class RawOutput:
         loc_quant: Quantisation of ``loc``.
         landmarks: ``(N, 10)`` landmark offsets from models that predict them, else ``None``.
         landmark_quant: Quantisation of ``landmarks``.
+        score_pairs: ``(N, 2)`` background and face scores as the network wrote them (``scores``
+            is its face column), when at hand: the threshold then reads contiguous memory.
     """
 
     scores: np.ndarray
@@ -47,6 +49,7 @@ class RawOutput:
     loc_quant: Quantization
     landmarks: np.ndarray | None = None
     landmark_quant: Quantization = FLOAT
+    score_pairs: np.ndarray | None = None
 
 
 def load_interpreter_class() -> tuple[type, str]:
@@ -216,9 +219,9 @@ class TFLiteDetector:
             tensor = tensor.transpose(2, 0, 1)
         self._interp.set_tensor(self._in_index, np.ascontiguousarray(tensor)[None])
         self._interp.invoke()
-        scores = self._interp.get_tensor(self._scores["index"]).reshape(-1, 2)[:, 1]
+        pairs = self._interp.get_tensor(self._scores["index"]).reshape(-1, 2)
         loc = self._interp.get_tensor(self._loc["index"]).reshape(-1, 4)
         landmarks = None
         if self._landmarks is not None:
             landmarks = self._interp.get_tensor(self._landmarks["index"]).reshape(-1, LANDMARK_WIDTH)
-        return RawOutput(scores, loc, self.score_quant, self.loc_quant, landmarks, self.landmark_quant)
+        return RawOutput(pairs[:, 1], loc, self.score_quant, self.loc_quant, landmarks, self.landmark_quant, pairs)
