@@ -128,6 +128,8 @@ def test_built_int8_takes_raw_rgb_pixels_and_has_three_matching_outputs(name: st
     assert path.stat().st_size <= MAX_INT8_BYTES[variant.arch]
     info = json.loads((path.parent / "build-info.json").read_text())
     assert info["inputs"]["landmarks"] and info["inputs"]["weights_sha256"] == variant.weights_sha256
+    # Beside it, the FP32 network with a free input size, for upstream's protocol (--resize native).
+    assert info["files"]["onnx_any_size"]["path"].endswith(f"{name}-any-size.onnx")
 
 
 def test_fetch_refuses_a_landmark_weights_file_with_a_wrong_hash(tmp_path: Path, landmark_dir: Path) -> None:
