@@ -103,6 +103,14 @@ def test_weights_load_strictly_and_the_raw_pixel_wrapper_is_exact(verify_report:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("arch,blocks", [("slim-landmark", 12), ("RFB-landmark", 11), ("retinaface-mnet0.25", 13)])
+def test_equalisation_keeps_the_function(verify_report: dict[str, Any], arch: str, blocks: int) -> None:
+    entry = verify_report[arch]
+    assert entry["equalized_blocks"] == blocks  # every depthwise-separable block of the network
+    assert entry["equalize_max_abs_diff"] < 1e-3  # scores in [0, 1], offsets of a few units: float rounding only
+
+
+@pytest.mark.slow
 def test_another_networks_state_dict_is_refused(verify_report: dict[str, Any]) -> None:
     for arch in ("slim-landmark", "RFB-landmark", "retinaface-mnet0.25"):
         error = verify_report[arch]["foreign_error"]

@@ -28,7 +28,8 @@ from rpi_agent.models import calibration
 TOOLS = ("torch", "onnx2tf", "tensorflow", "onnx", "onnxruntime", "numpy", "opencv-python")
 STEPS = 5
 CORNER_CALIBRATION_SCALES = (1.0, 0.5, 2.0, 3.0)
-_RECIPE_MODULES = ("networks.py", "landmark_networks.py", "convert.py", "calibration.py", "_build_worker.py")
+_RECIPE_MODULES = ("networks.py", "landmark_networks.py", "equalize.py", "convert.py", "calibration.py",
+                   "_build_worker.py")
 
 
 def _say(name: str, step: int, text: str) -> None:
@@ -67,6 +68,8 @@ def build_inputs(job: dict[str, Any], calib_hash: str, calib_count: int) -> dict
         "mean": job["mean"], "std": job["std"],
         **({"landmarks": True, "folded_mean_bgr": job["folded_mean_bgr"]} if job.get("landmarks") else {}),
         **({} if job.get("int8_per_channel", True) else {"int8_per_channel": False}),
+        **({"equalize": True} if job.get("equalize") else {}),
+        **({"calibration_scales": job["calibration_scales"]} if job.get("calibration_scales") else {}),
         "calibration_sha256": calib_hash, "calibration_images": calib_count,
         "recipe_sha256": recipe_hash(), "tools": tool_versions(),
     }
@@ -158,7 +161,7 @@ def _calibration_fit(job: dict[str, Any]) -> dict[str, Any]:
     if not job.get("landmarks"):
         return {}
     pad = tuple(round(v) for v in reversed(job["folded_mean_bgr"]))
-    return {"corner_pad": pad, "scales": CORNER_CALIBRATION_SCALES}
+    return {"corner_pad": pad, "scales": tuple(job.get("calibration_scales") or CORNER_CALIBRATION_SCALES)}
 
 
 def _load_net(job: dict[str, Any]) -> Any:
@@ -170,6 +173,10 @@ def _load_net(job: dict[str, Any]) -> Any:
     net = landmark_networks.load_landmark_network(job["arch"], job["weights_path"])
     if tuple(job["folded_mean_bgr"]) != landmark_networks.TRAINING_MEAN_BGR:
         raise ValueError(f"{job['name']}: folded mean {job['folded_mean_bgr']} is not the one the network folds")
+    if job.get("equalize"):
+        from rpi_agent.models.equalize import equalize_separable
+
+        equalize_separable(net)
     return landmark_networks.RawPixelInput(net)
 
 
