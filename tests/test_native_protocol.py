@@ -51,10 +51,13 @@ def test_truncated_rows_are_upstreams_int_casts() -> None:
     np.testing.assert_array_equal(to_xywh(faces)[0], [10, 20, 20, 22, 0.988])  # Ultra-Light's: outward
 
 
-def test_native_refuses_an_int8_model(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["eval", "widerface", "--model", "slim-landmark-320", "--resize", "native"]) == 1
+@pytest.mark.parametrize("model,message", [("slim-landmark-320", "give NAME:fp32"),
+                                           ("RFB-320:fp32", "Ultra-Light models have none")])
+def test_native_refuses_what_has_no_any_size_network(model: str, message: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "widerface", "--model", model, "--resize", "native"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "give NAME:fp32" in err[0]
+    assert len(err) == 1 and message in err[0]
 
 
 @pytest.mark.slow

@@ -39,8 +39,8 @@ def any_size_onnx(fp32_tflite: Path) -> Path:
                          f"give NAME:fp32, not {fp32_tflite}")
     path = fp32_tflite.parent / f"{name}{ANY_SIZE_SUFFIX}"
     if not path.is_file():
-        raise ModelError(f"{name}: no any-size ONNX ({path} missing): only landmark variants have one; "
-                         f"run `faceagent models build {name}`")
+        raise ModelError(f"{name}: no any-size ONNX ({path} missing): landmark builds write one "
+                         f"(`faceagent models build {name}`), Ultra-Light models have none")
     return path
 
 
