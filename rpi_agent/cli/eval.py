@@ -22,6 +22,7 @@ examples:
   faceagent eval widerface --images val/images --gt ground_truth --out preds/ --json
   faceagent eval widerface --model RFB-320 --size 640x480      # needs the RFB-320@640x480 build
   faceagent eval widerface --model retinaface-mnet-640         # AP, plus landmark error vs its FP32 build
+  faceagent eval widerface --model retinaface-mnet-320@320x320:fp32 --resize native   # upstream's own protocol
   faceagent eval widerface --pred preds/ --gt ground_truth     # score an existing submission
   faceagent eval agreement --model slim-320                    # INT8 vs upstream FP32 on the photos
 """
@@ -77,9 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help=f"built variant NAME[:fp32] or a .tflite path (default {DEFAULT_MODEL}, INT8)")
     wider.add_argument("--size", type=_size, metavar="WxH",
                        help="input size; a variant name then means its build NAME@WxH")
-    wider.add_argument("--resize", choices=RESIZE_MODES,
+    wider.add_argument("--resize", choices=(*RESIZE_MODES, "native"),
                        help=f"fit images to the network (default {EVAL_RESIZE} for Ultra-Light models, "
-                            f"{LANDMARK_EVAL_RESIZE} for landmark models: the more accurate of each)")
+                            f"{LANDMARK_EVAL_RESIZE} for landmark models: the more accurate of each); "
+                            "native: a landmark NAME:fp32 run at each image's own size, long side the "
+                            "build's, as upstream's figures were made (its any-size ONNX, onnxruntime)")
     wider.add_argument("--labels", type=Path, default=_default("retinaface_val_label.txt"), metavar="FILE",
                        help="landmark labels (RetinaFace layout) for the landmark error of landmark models "
                             "(default ../shared retinaface_val_label.txt)")
@@ -134,6 +137,8 @@ def _predictions(args: argparse.Namespace) -> tuple[dict, dict]:
     if args.images is None:
         raise DatasetError("no --images given and ../shared/data/widerface is not available")
     images = list_val_images(args.images)
+    if args.resize == "native":
+        return _native_predictions(args, images)
     path = resolve_sized_model(args.model, args.size)
     tflite = TFLiteDetector(path, num_threads=args.threads)
     options, resize = eval_settings(tflite.has_landmarks)
@@ -150,6 +155,25 @@ def _predictions(args: argparse.Namespace) -> tuple[dict, dict]:
     if faces is not None:
         info["landmarks"] = _landmark_report(args, faces, images)
     return preds, info
+
+
+def _native_predictions(args: argparse.Namespace, images: list) -> tuple[dict, dict]:
+    """Upstream's protocol: the any-size FP32 ONNX on each image, long side the build's input side."""
+    from rpi_agent.detection.face_detector import FaceDetector
+    from rpi_agent.evaluation.native import NativeSizeDetector, any_size_onnx
+    from rpi_agent.evaluation.runner import eval_settings, predict, resolve_sized_model
+
+    path = resolve_sized_model(args.model, args.size)
+    onnx = any_size_onnx(path)
+    fixed = FaceDetector.from_model(path)
+    options, _ = eval_settings(True)
+    options = replace(options, box_voting=args.box_voting, iou_threshold=args.nms_iou or options.iou_threshold)
+    long_side = max(fixed.detector.input_size)
+    detector = NativeSizeDetector(onnx, fixed.layout, long_side, options)
+    log.info("evaluating %s (long side %d) on %d image(s) from %s", onnx, long_side, len(images), args.images)
+    preds = predict(detector, images, out_dir=args.out, progress=not args.json)
+    return preds, {"model": str(args.model), "path": str(onnx), "long_side": long_side, "resize": "native",
+                   "nms_iou": options.iou_threshold, "box_voting": options.box_voting}
 
 
 def _landmark_report(args: argparse.Namespace, faces: dict, images: list) -> dict:
@@ -195,7 +219,8 @@ def run_widerface(args: argparse.Namespace) -> int:
         return 0
     what = info.get("path", info.get("predictions"))
     print(f"WIDER FACE val, {result.images} image(s): {what}"
-          + (f" at {info['input'][0]}x{info['input'][1]}, {info['resize']}" if "input" in info else ""))
+          + (f" at {info['input'][0]}x{info['input'][1]}, {info['resize']}" if "input" in info else "")
+          + (f", long side {info['long_side']}, native" if "long_side" in info else ""))
     for setting in SETTINGS:
         print(f"  {setting.capitalize():<7}AP {result.ap[setting]:.4f}  ({result.faces[setting]} faces)")
     for what, entry in info.get("landmarks", {}).items():

@@ -12,6 +12,7 @@ from rpi_agent.detection.face_detector import FaceDetector
 from rpi_agent.detection.preprocess import ResizeMode
 from rpi_agent.errors import DatasetError, ModelError
 from rpi_agent.evaluation.landmarks import FaceArrays, collect
+from rpi_agent.evaluation.native import NativeSizeDetector
 from rpi_agent.evaluation.submission import to_xywh, write_prediction
 from rpi_agent.imaging.files import load_rgb
 from rpi_agent.paths import resolve_model
@@ -110,7 +111,7 @@ def list_val_images(images_dir: str | Path) -> list[tuple[str, str, Path]]:
 
 
 def predict(
-    detector: FaceDetector,
+    detector: FaceDetector | NativeSizeDetector,
     images: list[tuple[str, str, Path]],
     *,
     out_dir: Path | None = None,
@@ -134,7 +135,7 @@ def predict(
     preds: dict[tuple[str, str], np.ndarray] = {}
     for event, name, path in tqdm(images, desc="detect", unit="img", disable=not progress, leave=False):
         faces = detector.detect(load_rgb(path)).faces
-        rows = to_xywh(faces)
+        rows = to_xywh(faces, truncate=isinstance(detector, NativeSizeDetector))
         if landmarks is not None:
             landmarks[(event, name)] = collect(faces)
         preds[(event, name)] = rows

@@ -13,16 +13,19 @@ from rpi_agent.domain import Detection
 from rpi_agent.errors import DatasetError
 
 
-def to_xywh(faces: Sequence[Detection]) -> np.ndarray:
-    """Faces as ``(P, 5)`` float64 ``(x, y, w, h, score)`` rows, rounded outward to whole pixels.
+def to_xywh(faces: Sequence[Detection], *, truncate: bool = False) -> np.ndarray:
+    """Faces as ``(P, 5)`` float64 ``(x, y, w, h, score)`` rows in whole pixels.
 
-    Rounding outward (floor of the corner, ceil of the size) is how upstream wrote its
-    submissions, and the reference AP figures were made that way.
+    Rounding outward (floor of the corner, ceil of the size) is how Ultra-Light's upstream wrote
+    its submissions, and the reference AP figures were made that way. ``truncate`` is the landmark
+    networks' upstream script instead: both corners truncated toward zero, ``w = int(x2) - int(x1)``.
     """
-    rows = [
-        (math.floor(x1), math.floor(y1), math.ceil(x2 - x1), math.ceil(y2 - y1), round(score, 3))
-        for (x1, y1, x2, y2), score in ((f.box, f.score) for f in faces)
-    ]
+    if truncate:
+        rows = [(int(x1), int(y1), int(x2) - int(x1), int(y2) - int(y1), round(score, 3))
+                for (x1, y1, x2, y2), score in ((f.box, f.score) for f in faces)]
+    else:
+        rows = [(math.floor(x1), math.floor(y1), math.ceil(x2 - x1), math.ceil(y2 - y1), round(score, 3))
+                for (x1, y1, x2, y2), score in ((f.box, f.score) for f in faces)]
     return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
 
 

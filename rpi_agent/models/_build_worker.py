@@ -28,7 +28,8 @@ from rpi_agent.models import calibration
 TOOLS = ("torch", "onnx2tf", "tensorflow", "onnx", "onnxruntime", "numpy", "opencv-python")
 STEPS = 5
 CORNER_CALIBRATION_SCALES = (1.0, 0.5, 2.0, 3.0)
-_RECIPE_MODULES = ("networks.py", "landmark_networks.py", "convert.py", "calibration.py", "_build_worker.py")
+_RECIPE_MODULES = ("networks.py", "landmark_networks.py", "equalize.py", "convert.py", "calibration.py",
+                   "_build_worker.py")
 
 
 def _say(name: str, step: int, text: str) -> None:
@@ -67,6 +68,8 @@ def build_inputs(job: dict[str, Any], calib_hash: str, calib_count: int) -> dict
         "mean": job["mean"], "std": job["std"],
         **({"landmarks": True, "folded_mean_bgr": job["folded_mean_bgr"]} if job.get("landmarks") else {}),
         **({} if job.get("int8_per_channel", True) else {"int8_per_channel": False}),
+        **({"equalize": True} if job.get("equalize") else {}),
+        **({"calibration_scales": job["calibration_scales"]} if job.get("calibration_scales") else {}),
         "calibration_sha256": calib_hash, "calibration_images": calib_count,
         "recipe_sha256": recipe_hash(), "tools": tool_versions(),
     }
@@ -78,8 +81,16 @@ def _cache_hit(out_dir: Path, name: str, inputs: dict[str, Any]) -> bool:
         info = json.loads(info_path.read_text())
     except (OSError, ValueError):
         return False
-    files = [out_dir / f"{name}-int8.tflite", out_dir / f"{name}-fp32.tflite", out_dir / f"{name}.onnx"]
+    files = [out_dir / file_name for file_name in _targets(name, inputs).values()]
     return info.get("inputs") == inputs and all(f.is_file() for f in files)
+
+
+def _targets(name: str, inputs: dict[str, Any]) -> dict[str, str]:
+    """The output files of a build, by kind."""
+    targets = {"int8": f"{name}-int8.tflite", "fp32": f"{name}-fp32.tflite", "onnx": f"{name}.onnx"}
+    if inputs.get("landmarks"):
+        targets["onnx_any_size"] = f"{name}-any-size.onnx"
+    return targets
 
 
 def _other_builds(info_path: Path) -> dict[str, Any]:
@@ -92,7 +103,7 @@ def _other_builds(info_path: Path) -> dict[str, Any]:
 
 
 def _convert(job: dict[str, Any], calib_files: list[Path], tmp: Path, log_path: Path) -> dict[str, Path]:
-    """The conversion chain; returns the staged ``int8``, ``fp32`` and ``onnx`` files in ``tmp``."""
+    """The conversion chain; returns the staged ``int8``, ``fp32``, ``onnx`` (``onnx_any_size``) files in ``tmp``."""
     from rpi_agent.models import convert
 
     name, width, height = job["name"], job["width"], job["height"]
@@ -103,6 +114,7 @@ def _convert(job: dict[str, Any], calib_files: list[Path], tmp: Path, log_path: 
     outputs = convert.LANDMARK_OUTPUT_NAMES if job.get("landmarks") else convert.OUTPUT_NAMES
     with convert.redirect_fds(log_path):
         convert.export_onnx(net, onnx_path, width=width, height=height, outputs=outputs)
+    staged = {"onnx": onnx_path, **(_export_any_size(job, net, tmp, log_path) if job.get("landmarks") else {})}
     _say(name, 3, "onnx2tf: SavedModel and FP32 TFLite")
     calibration.write_onnx2tf_sample(calib_files, tmp / calibration.ONNX2TF_SAMPLE_NAME)
     saved = tmp / "saved_model"
@@ -119,7 +131,23 @@ def _convert(job: dict[str, Any], calib_files: list[Path], tmp: Path, log_path: 
     with convert.redirect_fds(log_path):
         int8 = tmp / "int8.tflite"
         int8.write_bytes(convert.quantize_full_int8(saved, samples, per_channel=job.get("int8_per_channel", True)))
-    return {"int8": int8, "fp32": fp32, "onnx": onnx_path}
+    return {"int8": int8, "fp32": fp32, **staged}
+
+
+def _export_any_size(job: dict[str, Any], net: Any, tmp: Path, log_path: Path) -> dict[str, Path]:
+    """A landmark network's FP32 ONNX with a free input size (after the fixed-size export: it changes ``net``).
+
+    Only for evaluating each image at its own size, the way upstream's figures were made
+    (``faceagent eval widerface --resize native``); nothing is converted from it.
+    """
+    from rpi_agent.models import convert
+    from rpi_agent.models.landmark_networks import allow_any_size
+
+    target = tmp / "any-size.onnx"
+    with convert.redirect_fds(log_path):
+        convert.export_onnx(allow_any_size(net), target, width=job["width"], height=job["height"],
+                            outputs=convert.LANDMARK_OUTPUT_NAMES, any_size=True)
+    return {"onnx_any_size": target}
 
 
 def _calibration_fit(job: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +161,7 @@ def _calibration_fit(job: dict[str, Any]) -> dict[str, Any]:
     if not job.get("landmarks"):
         return {}
     pad = tuple(round(v) for v in reversed(job["folded_mean_bgr"]))
-    return {"corner_pad": pad, "scales": CORNER_CALIBRATION_SCALES}
+    return {"corner_pad": pad, "scales": tuple(job.get("calibration_scales") or CORNER_CALIBRATION_SCALES)}
 
 
 def _load_net(job: dict[str, Any]) -> Any:
@@ -145,6 +173,10 @@ def _load_net(job: dict[str, Any]) -> Any:
     net = landmark_networks.load_landmark_network(job["arch"], job["weights_path"])
     if tuple(job["folded_mean_bgr"]) != landmark_networks.TRAINING_MEAN_BGR:
         raise ValueError(f"{job['name']}: folded mean {job['folded_mean_bgr']} is not the one the network folds")
+    if job.get("equalize"):
+        from rpi_agent.models.equalize import equalize_separable
+
+        equalize_separable(net)
     return landmark_networks.RawPixelInput(net)
 
 
@@ -175,8 +207,7 @@ def build_one(job: dict[str, Any], *, calib_files: list[Path], calib_hash: str, 
     out_dir.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "build.log"
     log_path.write_text("")
-    targets = {"int8": out_dir / f"{name}-int8.tflite", "fp32": out_dir / f"{name}-fp32.tflite",
-               "onnx": out_dir / f"{name}.onnx"}
+    targets = {key: out_dir / file_name for key, file_name in _targets(name, inputs).items()}
     with tempfile.TemporaryDirectory(prefix="faceagent-build-") as tmp:
         staged = _convert(job, calib_files, Path(tmp), log_path)
         io = _check(job, staged, log_path)

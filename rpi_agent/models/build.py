@@ -79,7 +79,8 @@ def _jobs(variants: list[Variant], weights: dict[str, Path], models_root: Path) 
         {"name": v.name, "arch": v.arch, "width": v.width, "height": v.height, "num_priors": v.num_priors,
          "weights": v.weights, "weights_sha256": v.weights_sha256, "weights_path": str(weights[v.weights]),
          "mean": v.mean, "std": v.std, "landmarks": v.landmarks, "folded_mean_bgr": list(v.folded_mean_bgr),
-         "int8_per_channel": v.int8_per_channel,
+         "int8_per_channel": v.int8_per_channel, "equalize": v.equalize,
+         "calibration_scales": list(v.calibration_scales),
          "out_dir": str(models_root / v.name)}
         for v in variants
     ]

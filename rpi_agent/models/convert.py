@@ -24,19 +24,23 @@ LANDMARK_OUTPUT_NAMES = ("scores", "boxes", "landmarks")
 
 
 def export_onnx(net: Any, target: Path, *, width: int, height: int,
-                outputs: tuple[str, ...] = OUTPUT_NAMES) -> None:
+                outputs: tuple[str, ...] = OUTPUT_NAMES, any_size: bool = False) -> None:
     """Export the network to ONNX with a static ``(1, 3, height, width)`` input.
 
     The TorchScript-based exporter is used (``dynamo=False``): the dynamo exporter needs
-    onnxscript, which the pinned onnx version of onnx2tf does not match.
+    onnxscript, which the pinned onnx version of onnx2tf does not match. ``any_size`` leaves
+    the input's height and width (and so the prior count) free: ``width x height`` only traces.
     """
     import torch
 
     dummy = torch.zeros(1, 3, height, width, dtype=torch.float32)
+    dynamic = None
+    if any_size:
+        dynamic = {INPUT_NAME: {2: "height", 3: "width"}, **{name: {1: "priors"} for name in outputs}}
     with torch.no_grad():
         torch.onnx.export(
             net, (dummy,), str(target), input_names=[INPUT_NAME], output_names=list(outputs),
-            opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True,
+            opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True, dynamic_axes=dynamic,
         )
 
 

@@ -130,22 +130,28 @@ class FeaturePyramid(nn.Module):
         self.output1, self.output2, self.output3 = (_conv_bn(c, out, 1) for c in channels)
         self.merge1 = _conv_bn(out, out)
         self.merge2 = _conv_bn(out, out)
+        # False: a constant 2x scale (what converts to TFLite); True: nearest resize to the
+        # finer map's size, upstream's way, which any input size allows (the any-size ONNX).
+        self.any_size = False
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         """Three maps of ``out`` channels at the input maps' sizes."""
         p3 = self.output3(feats[2])
-        p2 = self.merge2(self.output2(feats[1]) + _upsample_to(p3, feats[1]))
-        p1 = self.merge1(self.output1(feats[0]) + _upsample_to(p2, feats[0]))
+        p2 = self.merge2(self.output2(feats[1]) + _upsample_to(p3, feats[1], self.any_size))
+        p1 = self.merge1(self.output1(feats[0]) + _upsample_to(p2, feats[0], self.any_size))
         return [p1, p2, p3]
 
 
-def _upsample_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Nearest 2x upsampling of ``x``; it must then have the spatial size of ``like``.
+def _upsample_to(x: torch.Tensor, like: torch.Tensor, any_size: bool = False) -> torch.Tensor:
+    """Nearest upsampling of ``x`` to the spatial size of ``like``.
 
-    A constant scale converts to TFLite cleanly, where resizing to a size read from the graph,
+    A constant 2x scale converts to TFLite cleanly, where resizing to a size read from the graph,
     or cropping a doubled odd map, trips the converter's layout tracking. So RetinaFace builds
-    need input sides that are multiples of 32 (the manifest's ``size_multiple``).
+    need input sides that are multiples of 32 (the manifest's ``size_multiple``); ``any_size``
+    resizes to ``like``'s size instead, for the ONNX export that takes any input size.
     """
+    if any_size:
+        return F.interpolate(x, size=(like.shape[2], like.shape[3]), mode="nearest")
     if like.shape[2] != 2 * x.shape[2] or like.shape[3] != 2 * x.shape[3]:
         raise ValueError(f"RetinaFace input sides must be multiples of 32 (feature maps {tuple(like.shape[2:])} "
                          f"and {tuple(x.shape[2:])} are not 2:1)")
@@ -225,6 +231,14 @@ class RawPixelInput(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(B, 3, H, W)`` float RGB in 0..255 -> the wrapped network's outputs."""
         return self.net(x - self.mean_rgb)
+
+
+def allow_any_size(net: nn.Module) -> nn.Module:
+    """Let a network (possibly wrapped) take any input size; a no-op for the SSD networks."""
+    for module in net.modules():
+        if isinstance(module, FeaturePyramid):
+            module.any_size = True
+    return net
 
 
 def build_network(arch: str) -> LandmarkSSD | RetinaFaceMobileNet:

@@ -6,7 +6,8 @@ Build-time only (torch): run in the build venv::
 
 Prints one JSON object: per network whether its weights loaded strictly, the output shapes at
 several input sizes, the top face score over the photos, how far the raw-pixel wrapper is from
-the network fed upstream's normalisation (BGR minus the mean), and the first line of the error
+the network fed upstream's normalisation (BGR minus the mean), how far cross-layer equalisation
+moves the outputs (it must not change the function), and the first line of the error
 each network gives for another network's state dict.
 """
 
@@ -61,6 +62,27 @@ def _wrapper_check(net: Any, images: list[Path]) -> tuple[float, float]:
     return diff, top
 
 
+def _equalize_check(net: Any, images: list[Path]) -> tuple[int, float]:
+    """Blocks equalised and the largest output difference the equalisation makes on the photos."""
+    import copy
+
+    import torch
+
+    from rpi_agent.models.equalize import equalize_separable
+    from rpi_agent.models.landmark_networks import TRAINING_MEAN_BGR
+
+    equalized = copy.deepcopy(net)
+    blocks = equalize_separable(equalized)
+    diff = 0.0
+    for rgb in calibration.load_batches(images[:6], width=320, height=256, mean=0.0, std=1.0, mirror=False):
+        bgr = torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))).flip(1)
+        bgr = bgr - torch.tensor(TRAINING_MEAN_BGR).reshape(1, 3, 1, 1)
+        with torch.no_grad():
+            ref, got = net(bgr), equalized(bgr)
+        diff = max(diff, *(float((a - b).abs().max()) for a, b in zip(ref, got, strict=True)))
+    return blocks, diff
+
+
 def report(weights_dir: Path, images: list[Path]) -> dict[str, Any]:
     """The JSON report (see the module docstring)."""
     from rpi_agent.models.landmark_networks import load_landmark_network
@@ -69,13 +91,15 @@ def report(weights_dir: Path, images: list[Path]) -> dict[str, Any]:
     for arch, file_name in WEIGHTS.items():
         net = load_landmark_network(arch, str(weights_dir / file_name))
         diff, top = _wrapper_check(net, images)
+        blocks, equalize_diff = _equalize_check(net, images)
         try:
             load_landmark_network(arch, str(weights_dir / FOREIGN[arch]))
             foreign = None
         except RuntimeError as exc:
             foreign = str(exc).strip().splitlines()[0]
         out[arch] = {"strict": True, "shapes": _shapes(net, arch), "wrapper_max_abs_diff": diff,
-                     "top_face_score": top, "images": len(images), "foreign_error": foreign}
+                     "top_face_score": top, "images": len(images), "foreign_error": foreign,
+                     "equalized_blocks": blocks, "equalize_max_abs_diff": equalize_diff}
     return out
 
 

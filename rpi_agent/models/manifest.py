@@ -51,6 +51,9 @@ class Variant:
         folded_mean_bgr: Channel means (BGR) the weights were trained with and that the build
             folds into the graph; empty when the normalisation is ``mean``/``std`` alone.
         int8_per_channel: Quantise INT8 weights per output channel (else one scale per tensor).
+        equalize: Equalise the depthwise-separable blocks' channel ranges before quantising
+            (``rpi_agent.models.equalize``; the same function, better per-tensor INT8).
+        calibration_scales: Fits of the calibration photos (landmark builds; empty: the default).
     """
 
     name: str
@@ -66,6 +69,8 @@ class Variant:
     landmarks: bool = False
     folded_mean_bgr: tuple[float, ...] = ()
     int8_per_channel: bool = True
+    equalize: bool = False
+    calibration_scales: tuple[float, ...] = ()
 
     @property
     def num_priors(self) -> int:
@@ -95,6 +100,8 @@ class Variant:
             "landmarks": self.landmarks,
             "folded_mean_bgr": list(self.folded_mean_bgr),
             "int8_per_channel": self.int8_per_channel,
+            "equalize": self.equalize,
+            "calibration_scales": list(self.calibration_scales),
         }
 
 
@@ -229,6 +236,8 @@ def _variant(entry: dict[str, Any], data: dict[str, Any], weights: dict[str, str
         landmarks=bool(entry.get("landmarks", False)),
         folded_mean_bgr=tuple(float(v) for v in norm.get("folded_mean_bgr", ())),
         int8_per_channel=bool(entry.get("int8_per_channel", True)),
+        equalize=bool(entry.get("equalize", False)),
+        calibration_scales=tuple(float(v) for v in entry.get("calibration_scales", ())),
     )
 
 
