@@ -28,14 +28,17 @@ def iou_matrix(a: ArrayLike, b: ArrayLike) -> np.ndarray:
         >>> iou_matrix([[0, 0, 10, 10]], [[5, 0, 15, 10], [20, 20, 30, 30]]).round(3).tolist()
         [[0.333, 0.0]]
     """
-    p = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    q = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lt = np.maximum(p[:, None, :2], q[None, :, :2])
-    rb = np.minimum(p[:, None, 2:], q[None, :, 2:])
-    inter = np.clip(rb - lt, 0.0, None).prod(axis=2)
-    area_a = np.clip(p[:, 2:] - p[:, :2], 0.0, None).prod(axis=1)
-    area_b = np.clip(q[:, 2:] - q[:, :2], 0.0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
+    # Outer products of 1-D coordinate rows: fewer, cheaper NumPy calls than broadcasting (M, N, 2) blocks.
+    x1, y1, x2, y2 = np.asarray(a, dtype=np.float64).reshape(-1, 4).T
+    u1, v1, u2, v2 = np.asarray(b, dtype=np.float64).reshape(-1, 4).T
+    width = np.minimum.outer(x2, u2) - np.maximum.outer(x1, u1)
+    np.maximum(width, 0.0, out=width)
+    height = np.minimum.outer(y2, v2) - np.maximum.outer(y1, v1)
+    np.maximum(height, 0.0, out=height)
+    inter = width * height
+    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
+    other = np.maximum(u2 - u1, 0.0) * np.maximum(v2 - v1, 0.0)
+    union = np.add.outer(area, other) - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
@@ -49,23 +52,10 @@ def iou_outer(boxes: np.ndarray, others: np.ndarray | None = None) -> np.ndarray
     Returns:
         ``(K, L)`` float32 IoU (a tiny epsilon in the union keeps empty boxes at 0).
     """
-    # Outer products of 1-D coordinate rows: far cheaper than broadcasting (K, L, 2) blocks.
-    x1, y1, x2, y2 = np.ascontiguousarray(boxes.T, dtype=np.float32)
-    u1, v1, u2, v2 = (x1, y1, x2, y2) if others is None else np.ascontiguousarray(others.T, dtype=np.float32)
-    inter = np.minimum.outer(x2, u2)
-    inter -= np.maximum.outer(x1, u1)
-    np.maximum(inter, 0.0, out=inter)
-    height = np.minimum.outer(y2, v2)
-    height -= np.maximum.outer(y1, v1)
-    np.maximum(height, 0.0, out=height)
-    inter *= height
-    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
-    other_area = area if others is None else np.maximum(u2 - u1, 0.0) * np.maximum(v2 - v1, 0.0)
-    union = np.add.outer(area, other_area)
-    union -= inter
-    union += IOU_EPS
-    inter /= union
-    return inter
+    rows = box_rows(boxes)
+    other_rows = rows if others is None else box_rows(others)
+    area = box_areas(rows)
+    return _iou_of_rows(rows, area, other_rows, area if others is None else box_areas(other_rows))
 
 
 def box_rows(boxes: np.ndarray) -> np.ndarray:
@@ -88,6 +78,11 @@ def overlap_matrix(rows: np.ndarray, area: np.ndarray, other_rows: np.ndarray, o
         other_rows: ``(4, L)`` float32 box rows; ``other_area``: their ``(L,)`` areas.
         iou_threshold: Pairs above it are ``True``.
     """
+    return _iou_of_rows(rows, area, other_rows, other_area) > iou_threshold  # type: ignore[no-any-return]
+
+
+def _iou_of_rows(rows: np.ndarray, area: np.ndarray, other_rows: np.ndarray, other_area: np.ndarray) -> np.ndarray:
+    """``(K, L)`` float32 IoU of ``(4, K)`` and ``(4, L)`` box rows with their areas."""
     # Outer products of 1-D rows: a (2, K, L) block for x and y together makes half the calls but
     # runs the general broadcasting code, slower right after an inference has evicted it.
     x1, y1, x2, y2 = rows
@@ -103,7 +98,7 @@ def overlap_matrix(rows: np.ndarray, area: np.ndarray, other_rows: np.ndarray, o
     union -= inter
     union += IOU_EPS
     inter /= union
-    return inter > iou_threshold  # type: ignore[no-any-return]
+    return inter
 
 
 def match_best_pairs(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
@@ -116,16 +111,12 @@ def match_best_pairs(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]
         iou: ``(M, N)`` IoU matrix.
         threshold: Lowest IoU that makes a pair.
     """
-    if iou.size == 0:
-        return []
-    order = np.argsort(-iou, axis=None, kind="stable")
+    rows, cols = np.nonzero(iou >= threshold)  # only the pairs that can match are sorted
+    order = np.argsort(-iou[rows, cols], kind="stable")
     rows_used: set[int] = set()
     cols_used: set[int] = set()
     pairs: list[tuple[int, int]] = []
-    for flat in order:
-        row, col = divmod(int(flat), iou.shape[1])
-        if iou[row, col] < threshold:
-            break
+    for row, col in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
         if row in rows_used or col in cols_used:
             continue
         rows_used.add(row)

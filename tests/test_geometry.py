@@ -52,3 +52,48 @@ def test_match_by_score_serves_the_confident_candidate_first() -> None:
     # The IoU-first rule pairs differently: (0, 0) is the closest overlap.
     assert match_best_pairs(iou, 0.5) == [(0, 0)]
     assert match_by_score(np.zeros((0, 2)), np.zeros(0), 0.5) == []
+
+
+def _greedy_over_every_pair(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """The textbook search: every pair by falling IoU (ties row-major), each row and column once."""
+    pairs: list[tuple[int, int]] = []
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        row, col = divmod(int(flat), iou.shape[1])
+        if iou[row, col] < threshold:
+            break
+        if all(row != r and col != c for r, c in pairs):
+            pairs.append((row, col))
+    return pairs
+
+
+def test_match_best_pairs_is_the_greedy_search_over_every_pair() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        rows, cols = rng.integers(0, 12, size=2)
+        iou = rng.choice([0.0, 0.2, 0.35, 0.5, 0.8, 1.0], size=(rows, cols))  # repeated values: ties
+        for threshold in (0.0, 0.3, 0.5):
+            assert match_best_pairs(iou, threshold) == _greedy_over_every_pair(iou, threshold)
+
+
+def test_iou_matrix_and_iou_outer_agree() -> None:
+    rng = np.random.default_rng(3)
+    corners = rng.uniform(0, 100, size=(40, 2))
+    boxes = np.hstack([corners, corners + rng.uniform(0, 30, size=(40, 2))]).astype(np.float32)
+    boxes[:3, 2:] = boxes[:3, :2]  # empty boxes
+    np.testing.assert_allclose(iou_outer(boxes), iou_matrix(boxes, boxes), atol=1e-5)
+    np.testing.assert_allclose(iou_outer(boxes[:7], boxes[7:]), iou_matrix(boxes[:7], boxes[7:]), atol=1e-5)
+
+
+def test_iou_matrix_equals_the_broadcast_definition() -> None:
+    rng = np.random.default_rng(3)
+    for rows, cols in ((1, 1), (40, 14), (5, 0), (3, 7)):
+        corner = rng.uniform(0, 600, (rows + cols, 2))
+        size = rng.choice([0.0, 5.0, 20.0, 60.0], size=(rows + cols, 2))  # empty boxes too
+        boxes = np.hstack([corner, corner + size])
+        a, b = boxes[:rows], boxes[rows:]
+        inter = np.clip(np.minimum(a[:, None, 2:], b[None, :, 2:]) - np.maximum(a[:, None, :2], b[None, :, :2]),
+                        0.0, None).prod(axis=2)
+        area_a, area_b = (np.clip(x[:, 2:] - x[:, :2], 0.0, None).prod(axis=1) for x in (a, b))
+        union = area_a[:, None] + area_b[None, :] - inter
+        expected = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        np.testing.assert_allclose(iou_matrix(a, b), expected, atol=1e-12)

@@ -227,20 +227,6 @@ def test_expire_ends_faces_when_frames_stop() -> None:
     assert never.expire() == ()
 
 
-def test_matching_above_the_threshold_pairs_as_the_full_greedy_search() -> None:
-    import numpy as np
-
-    from rpi_agent.geometry import match_best_pairs
-    from rpi_agent.tracking.tracker import _best_pairs
-
-    rng = np.random.default_rng(7)
-    for _ in range(200):
-        rows, cols = rng.integers(0, 12, size=2)
-        iou = rng.choice([0.0, 0.2, 0.35, 0.5, 0.8, 1.0], size=(rows, cols))  # repeated values: ties
-        for threshold in (0.0, 0.3, 0.5):
-            assert _best_pairs(iou, threshold) == match_best_pairs(iou, threshold)
-
-
 def test_faces_are_made_once_per_change() -> None:
     tracker = Tracker(TrackerConfig(min_hits=1, max_age_frames=3), camera="door")
     first = tracker.update([Detection((0, 0, 10, 10), 0.9)], now=1.0)
@@ -251,18 +237,3 @@ def test_faces_are_made_once_per_change() -> None:
     moved = tracker.update([Detection((1, 0, 11, 10), 0.9)], now=3.0)
     assert moved.faces[0] is not new.after and moved.faces[0].box == (1, 0, 11, 10)
     assert moved.faces[0].id == new.after.id
-
-
-def test_iou_of_tracks_and_detections_is_the_shared_iou_matrix() -> None:
-    import numpy as np
-
-    from rpi_agent.geometry import iou_matrix
-    from rpi_agent.tracking.tracker import _iou
-
-    rng = np.random.default_rng(3)
-    for rows, cols in ((1, 1), (40, 14), (5, 0), (3, 7)):
-        corner = rng.uniform(0, 600, (rows + cols, 2))
-        size = rng.choice([0.0, 5.0, 20.0, 60.0], size=(rows + cols, 2))  # empty boxes too
-        boxes = np.hstack([corner, corner + size])
-        a, b = boxes[:rows], boxes[rows:]
-        assert np.allclose(_iou(a, b), iou_matrix(a, b), atol=1e-12)

@@ -200,22 +200,10 @@ def _greedy_one_block(rows: np.ndarray, iou_threshold: float, top_k: int) -> np.
     """:func:`_greedy_blocks` for candidates that fit one block, in as little code as it takes.
 
     Right after an inference every line and NumPy call here runs with cold caches, where it
-    costs several times its warm time: so one function, no slicing, no per-block bookkeeping.
+    costs several times its warm time: so no slicing and no per-block bookkeeping.
     """
-    x1, y1, x2, y2 = rows  # the IoU of overlap_matrix, written out
-    inter = np.minimum.outer(x2, x2)
-    inter -= np.maximum.outer(x1, x1)
-    np.maximum(inter, 0.0, out=inter)
-    height = np.minimum.outer(y2, y2)
-    height -= np.maximum.outer(y1, y1)
-    np.maximum(height, 0.0, out=height)
-    inter *= height
-    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
-    union = np.add.outer(area, area)
-    union -= inter
-    union += IOU_EPS
-    inter /= union
-    packed = np.packbits(inter > iou_threshold, axis=1, bitorder="little")
+    area = box_areas(rows)
+    packed = np.packbits(overlap_matrix(rows, area, rows, area, iou_threshold), axis=1, bitorder="little")
     masks, width = packed.tobytes(), packed.shape[1]
     keep: list[int] = []
     alive = (1 << rows.shape[1]) - 1

@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from rpi_agent.domain import Box, Detection, FaceEvent, Point, TrackedFace
+from rpi_agent.geometry import iou_matrix, match_best_pairs
 from rpi_agent.tracking.zones import merge_entered
 
 
@@ -49,43 +50,6 @@ _RANDOM = random.Random(secrets.randbits(64))
 def default_id(start_time: float) -> str:
     """``"<start time>-<6 random hex>"``: sortable, and unique across restarts without stored state."""
     return f"{start_time:.6f}-{_RANDOM.getrandbits(24):06x}"
-
-
-def _iou(tracked: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """:func:`rpi_agent.geometry.iou_matrix` of ``(M, 4)`` and ``(N, 4)`` float64 boxes, from outer
-    products of coordinate rows (fewer, cheaper NumPy calls than broadcasting ``(M, N, 2)`` blocks)."""
-    x1, y1, x2, y2 = tracked.T
-    u1, v1, u2, v2 = boxes.T
-    width = np.minimum.outer(x2, u2) - np.maximum.outer(x1, u1)
-    np.maximum(width, 0.0, out=width)
-    height = np.minimum.outer(y2, v2) - np.maximum.outer(y1, v1)
-    np.maximum(height, 0.0, out=height)
-    inter = width * height
-    area = np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)
-    other = np.maximum(u2 - u1, 0.0) * np.maximum(v2 - v1, 0.0)
-    union = np.add.outer(area, other) - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-
-
-def _best_pairs(iou: np.ndarray, threshold: float) -> list[tuple[int, int]]:
-    """:func:`rpi_agent.geometry.match_best_pairs`, looking only at the pairs above the threshold.
-
-    Best IoU first, each row and column once; ties keep the lower row, then the lower column.
-    """
-    rows, cols = np.nonzero(iou >= threshold)
-    if rows.size == 0:
-        return []
-    order = np.argsort(-iou[rows, cols], kind="stable")
-    rows_used: set[int] = set()
-    cols_used: set[int] = set()
-    pairs: list[tuple[int, int]] = []
-    for row, col in zip(rows[order].tolist(), cols[order].tolist(), strict=True):
-        if row in rows_used or col in cols_used:
-            continue
-        rows_used.add(row)
-        cols_used.add(col)
-        pairs.append((row, col))
-    return pairs
 
 
 @dataclass(slots=True)
@@ -198,7 +162,7 @@ class Tracker:
             raise ValueError(f"zones has {len(det_zones)} entries for {len(detections)} detections")
         boxes = np.array([d.box for d in detections], dtype=np.float64).reshape(-1, 4)
         tracked = np.array([t.box for t in self._tracks], dtype=np.float64).reshape(-1, 4)
-        pairs = _best_pairs(_iou(tracked, boxes), self.config.iou_threshold) if len(tracked) else []
+        pairs = match_best_pairs(iou_matrix(tracked, boxes), self.config.iou_threshold) if len(tracked) else []
         matched_tracks = {row for row, _ in pairs}
         matched_dets = {col for _, col in pairs}
         for row, col in pairs:
