@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from nms_support import greedy_reference
 
 from rpi_agent.detection import decoder
 from rpi_agent.detection.decoder import (
@@ -91,16 +92,6 @@ def test_bad_options_rejected():
         DecodeOptions(iou_threshold=0.0)
 
 
-def _greedy_reference(boxes: np.ndarray, iou: float, top_k: int = -1) -> list[int]:
-    """Textbook greedy NMS, one full IoU matrix."""
-    overlaps = iou_outer(boxes) > iou
-    keep: list[int] = []
-    for i in range(boxes.shape[0]):
-        if not any(overlaps[k, i] for k in keep):
-            keep.append(i)
-    return keep[:top_k] if top_k > 0 else keep
-
-
 @pytest.mark.parametrize("sweep", [True, False], ids=["sweep", "blocks"])
 @pytest.mark.parametrize("count", [40, NMS_BLOCK, NMS_BLOCK + 1, 3 * NMS_BLOCK + 17])
 def test_nms_is_one_greedy_pass(count, sweep, monkeypatch):
@@ -115,7 +106,7 @@ def test_nms_is_one_greedy_pass(count, sweep, monkeypatch):
     sizes = rng.uniform(8, 40, (count, 1))
     boxes = np.hstack([centres - sizes / 2, centres + sizes / 2]).astype(np.float32)
     keep = greedy_keep(boxes, DecodeOptions(iou_threshold=0.3))
-    assert keep.tolist() == _greedy_reference(boxes, 0.3)
+    assert keep.tolist() == greedy_reference(boxes, 0.3)
     assert 1 < keep.size < count  # overlaps were found and some boxes survived
     limited = greedy_keep(boxes, DecodeOptions(iou_threshold=0.3, top_k=keep.size - 1))
     assert limited.tolist() == keep.tolist()[:-1]

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nms_support import greedy_reference
 
 from rpi_agent.detection import decoder
 from rpi_agent.detection.decoder import DecodeOptions, decode_landmarks, greedy_keep, postprocess_indexed
@@ -28,23 +29,12 @@ from rpi_agent.detection.priors import PriorSpec, generate_priors
 from rpi_agent.detection.quantization import FLOAT, Quantization, dequantize, dequantize_table
 from rpi_agent.detection.tflite import RawOutput
 from rpi_agent.domain import Detection
-from rpi_agent.geometry import iou_outer
 from rpi_agent.imaging.files import load_rgb
 from rpi_agent.imaging.listing import iter_image_paths
 
 BOUNDED = settings(max_examples=int(os.environ.get("FACEAGENT_PROPERTY_EXAMPLES", "150")), deadline=None,
                    suppress_health_check=[HealthCheck.too_slow])
 SPEC = PriorSpec(160, 120)
-
-
-def _greedy_reference(boxes: np.ndarray, iou: float, top_k: int) -> list[int]:
-    """Textbook greedy NMS over the full IoU matrix: keep a box unless a kept one overlaps it."""
-    overlaps = iou_outer(boxes) > iou
-    keep: list[int] = []
-    for i in range(boxes.shape[0]):
-        if not any(overlaps[k, i] for k in keep):
-            keep.append(i)
-    return keep[:top_k] if top_k > 0 else keep
 
 
 def _boxes(seed: int, count: int, clusters: int, spread: float) -> np.ndarray:
@@ -76,7 +66,7 @@ def test_nms_equals_textbook_greedy_nms(*, seed: int, count: int, clusters: int,
     finally:
         decoder.SWEEP_FROM, decoder.MAX_SWEEP_PAIRS = saved
     assert keep.dtype == np.int64
-    assert keep.tolist() == _greedy_reference(boxes, iou, top_k)
+    assert keep.tolist() == greedy_reference(boxes, iou, top_k)
 
 
 def _plain_faces(raw: RawOutput, priors_px: np.ndarray, spec: PriorSpec, *, options: DecodeOptions,
