@@ -147,6 +147,15 @@ def numpy_faces_landmarks(out: KpuOutputs, i: int, *, threshold: float, top_k: i
     return boxes * np.tile(scale, 2), best, points * scale
 
 
+MP_LOAD = """
+import array, json, facedet
+cfg = json.loads(open("/data/cfg.json").read())
+def load(path):
+    with open(path, "rb") as f:
+        return array.array("f", f.read())
+"""
+"""MicroPython prelude of the board-decoder tests: the test's settings, and a loader of the output files it wrote."""
+
 BOARD_CANDIDATES = 200  # k210/facedet.py decodes at most this many candidates: its heap bound
 
 

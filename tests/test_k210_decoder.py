@@ -10,18 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from k210_support import K210_DIR, KMODELS, SPEC, numpy_faces, priors, simulated
+from k210_support import K210_DIR, KMODELS, MP_LOAD, SPEC, numpy_faces, priors, simulated
 
 from rpi_agent.k210.micropython import run_micropython
 
 # Read the outputs the way main.py reads the KPU's: through slices, in chunks.
-MP_DECODE = """
-import array, json, facedet
-cfg = json.loads(open("/data/cfg.json").read())
+MP_DECODE = MP_LOAD + """
 pri = facedet.Priors(320, 240)
-def load(path):
-    with open(path, "rb") as f:
-        return array.array("f", f.read())
 for i in range(cfg["frames"]):
     s = load("/data/%d.scores" % i)
     b = load("/data/%d.loc" % i)

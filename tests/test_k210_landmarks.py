@@ -19,6 +19,7 @@ from k210_support import (
     K210_DIR,
     LANDMARK_KMODELS,
     LANDMARK_SPEC,
+    MP_LOAD,
     camera_frames,
     kmodel,
     numpy_faces_landmarks,
@@ -32,13 +33,8 @@ from rpi_agent.paths import model_file
 
 # The board reads the outputs the way main.py reads MaixPy's output maps: score by score, boxes
 # and landmarks of candidates only, through slices.
-MP_DECODE = """
-import array, json, facedet
-cfg = json.loads(open("/data/cfg.json").read())
+MP_DECODE = MP_LOAD + """
 pri = facedet.priors_for(cfg["family"], 320, 240)
-def load(path):
-    with open(path, "rb") as f:
-        return array.array("f", f.read())
 for i in range(cfg["frames"]):
     s = load("/data/%d.scores" % i)
     b = load("/data/%d.loc" % i)

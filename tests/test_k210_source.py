@@ -55,6 +55,14 @@ def _consume(source: K210Source, out: queue.Queue[tuple[float, list[Detection]]]
         out.put(item)
 
 
+def _start_reading(source: K210Source) -> tuple[queue.Queue[tuple[float, list[Detection]]], threading.Thread]:
+    """A thread iterating ``source`` into a queue, started."""
+    out: queue.Queue[tuple[float, list[Detection]]] = queue.Queue()
+    reader = threading.Thread(target=_consume, args=(source, out), daemon=True)
+    reader.start()
+    return out, reader
+
+
 def _sync(board: PtyBoard, out: queue.Queue[tuple[float, list[Detection]]]) -> None:
     # pyserial flushes input when it opens the port: repeat an empty frame until one gets through.
     for _ in range(int(WAIT / 0.05)):
@@ -91,9 +99,7 @@ def test_frames_garbage_and_a_disconnect_over_a_pty(tmp_path: Path) -> None:
     states: list[str] = []
     source = K210Source(str(board.link), baud=115200, read_timeout=0.05, retry_initial=0.05, retry_max=0.2,
                         on_state=lambda camera, feature, value: states.append(f"{camera}/{feature}={value}"))
-    out: queue.Queue[tuple[float, list[Detection]]] = queue.Queue()
-    reader = threading.Thread(target=_consume, args=(source, out), daemon=True)
-    reader.start()
+    out, reader = _start_reading(source)
     try:
         _sync(board, out)
         frames_before = source.counters.frames
@@ -326,9 +332,7 @@ def test_over_a_pty_bad_landmark_lines_are_counted_and_logged_once_each(
     caplog.set_level(logging.WARNING, logger="rpi_agent.sources.k210")
     board = PtyBoard(tmp_path / "ttyK210")
     source = K210Source(str(board.link), read_timeout=0.05, retry_initial=0.05)
-    out: queue.Queue[tuple[float, list[Detection]]] = queue.Queue()
-    reader = threading.Thread(target=_consume, args=(source, out), daemon=True)
-    reader.start()
+    out, reader = _start_reading(source)
     try:
         _sync(board, out)
         malformed = source.counters.malformed
