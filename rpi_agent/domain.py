@@ -1,4 +1,4 @@
-"""Plain data passed between stages: frozen, slotted, no behaviour beyond geometry."""
+"""Plain data passed between stages: immutable, no behaviour beyond geometry."""
 
 from __future__ import annotations
 
