@@ -22,7 +22,9 @@ acknowledged every event (a daemon whose MQTT thread falls behind is no faster t
 ``frame_loop_fps`` leaves the delivery out). ``bare_sequential`` (decode then detect on one thread) is
 run once per round too, for reference. Besides the process's CPU per frame, the main and reader
 threads' own CPU per frame are given, and the resident memory by mapping (each library, and
-``[anon]``) at the end of each worker.
+``[anon]``) at the end of each worker. ``broker_cpu_ms_per_frame`` is the CPU the local Mosquitto used
+during each daemon run (from its ``/proc/<pid>/stat``), per frame: it runs on the same cores, so it is part
+of what the daemon costs here and not counted in the daemon's own CPU (0 for the bare loop).
 
 With ``--status`` each round also runs the daemon three more ways, in an order that rotates from round
 to round so drift hits each alike: status page off, on with nobody watching (``idle``), and on with a
@@ -100,6 +102,15 @@ def thread_cpu_s() -> dict[str, float]:
         name = names.get(int(task.name), "other")
         found[name] = round(found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
     return found
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; ``None`` once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: list[str] | None = None) -> int:
@@ -349,7 +360,13 @@ def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str
                 if kind.startswith("status_"):
                     extra += ["--status-mode", kind.removeprefix("status_")]
                 worker = "daemon" if kind.startswith(("daemon", "status_")) else kind
-                runs[kind].append(spawn(worker, args, folder, extra if worker == "daemon" else []))
+                before = process_cpu_s(broker[0].pid) if broker else None
+                result = spawn(worker, args, folder, extra if worker == "daemon" else [])
+                after = process_cpu_s(broker[0].pid) if broker else None
+                if worker == "daemon" and before is not None and after is not None:
+                    # The broker shares the cores: part of what the daemon costs here, not the bare loop.
+                    result["broker_cpu_ms_per_frame"] = round((after - before) / max(1, result["frames"]) * 1e3, 3)
+                runs[kind].append(result)
     finally:
         if broker:
             broker[0].terminate()
@@ -362,6 +379,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "cpu_ms_per_frame": statistics.median(r["cpu_ms_per_frame"] for r in runs),
             "main_thread_cpu_ms_per_frame": statistics.median(r["main_thread_cpu_ms_per_frame"] for r in runs),
             "reader_cpu_ms_per_frame": statistics.median(r["reader_cpu_ms_per_frame"] or 0.0 for r in runs),
+            "broker_cpu_ms_per_frame": statistics.median(r.get("broker_cpu_ms_per_frame", 0.0) for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "last_round": runs[-1]}
 
 
