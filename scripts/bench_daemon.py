@@ -21,10 +21,12 @@ the time from the first frame's result to the last one's; for the daemon, to the
 acknowledged every event (a daemon whose MQTT thread falls behind is no faster than its delivery;
 ``frame_loop_fps`` leaves the delivery out). ``bare_sequential`` (decode then detect on one thread) is
 run once per round too, for reference. Besides the process's CPU per frame, the main and reader
-threads' own CPU per frame are given, and the resident memory by mapping (each library, and
-``[anon]``) at the end of each worker. ``broker_cpu_ms_per_frame`` is the CPU the local Mosquitto used
-during each daemon run (from its ``/proc/<pid>/stat``), per frame: it runs on the same cores, so it is part
-of what the daemon costs here and not counted in the daemon's own CPU (0 for the bare loop).
+threads' own CPU per frame are given, each thread's context switches (voluntary: it blocked, on the GIL,
+a queue or a socket; involuntary: the kernel gave its core to another thread), and the resident memory
+by mapping (each library, and ``[anon]``) at the end of each worker. ``broker_cpu_ms_per_frame`` is the
+CPU the local Mosquitto used during each daemon run (from its ``/proc/<pid>/stat``, in clock ticks of
+10 ms), per frame: it runs on the same cores, so it is part of what the daemon costs here and not
+counted in the daemon's own CPU (0 for the bare loop).
 
 With ``--status`` each round also runs the daemon three more ways, in an order that rotates from round
 to round so drift hits each alike: status page off, on with nobody watching (``idle``), and on with a
@@ -113,6 +115,26 @@ def process_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_switches() -> dict[str, list[int]]:
+    """Context switches of each live thread so far, by thread name: ``[voluntary, involuntary]``.
+
+    Voluntary: the thread blocked (the GIL, a queue, a socket); involuntary: the kernel took its core
+    away for another runnable thread or process.
+    """
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    found: dict[str, list[int]] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:
+            continue
+        counts = [int(line.split()[1]) for line in lines if line.startswith(("voluntary_", "nonvoluntary_"))]
+        total = found.setdefault(names.get(int(task.name), "other"), [0, 0])
+        for index, count in enumerate(counts[:2]):
+            total[index] += count
+    return found
+
+
 def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: list[str] | None = None) -> int:
     """Letterboxed photos, twice each then a blank frame, ``repeat`` times; returns the frame count."""
     import numpy as np
@@ -193,10 +215,11 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
         stamps.append(time.perf_counter())
         cpu.append(time.process_time())
         main_cpu.append(time.thread_time())
-    threads = thread_cpu_s()
+    threads, switches = thread_cpu_s(), thread_switches()
     return {"fps": round((len(paths) - 1) / (stamps[-1] - stamps[0]), 2), "frames": len(paths), "faces": faces,
             "ms": {stage: round(total / len(paths), 2) for stage, total in totals.items()},
             "cpu_ms_per_frame": round((cpu[-1] - cpu[0]) / (len(paths) - 1) * 1e3, 3), "cpu_s_by_thread": threads,
+            "context_switches_by_thread": switches,
             "main_thread_cpu_ms_per_frame": round((main_cpu[-1] - main_cpu[0]) / (len(paths) - 1) * 1e3, 3),
             "reader_cpu_ms_per_frame": round(reader_cpu[0] / len(paths) * 1e3, 3) if pipelined else None,
             "peak_rss_mb": peak_rss_mb(), "rss_by_mapping_mb": rss_by_mapping()}
@@ -214,6 +237,7 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
             self.reader_cpu: dict[str, float] = {}
             self.rss_map: dict[str, float] = {}
             self.threads: dict[str, float] = {}
+            self.switches: dict[str, list[int]] = {}
             self.final: dict[str, object] = {}
             self.views = [0]  # page views so far, counted by the viewer thread
 
@@ -250,6 +274,7 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
                 time.sleep(0.005)
             self.delivered, self.cpu_delivered = time.perf_counter(), time.process_time()
             self.threads = thread_cpu_s()
+            self.switches = thread_switches()
             self.rss_map = rss_by_mapping()
 
         def _undelivered(self) -> bool:
@@ -280,7 +305,7 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
         "frame_loop_fps": round((frames - 1) / (daemon.last - daemon.first), 2) if frames > 1 else 0.0,
         "frames": frames, "events": final.get("events_total"),
         "cpu_ms_per_frame": round((daemon.cpu_delivered - daemon.cpu_first) / max(1, frames - 1) * 1e3, 3),
-        "cpu_s_by_thread": daemon.threads,
+        "cpu_s_by_thread": daemon.threads, "context_switches_by_thread": daemon.switches,
         "main_thread_cpu_ms_per_frame": round((daemon.main_last - daemon.main_first) / max(1, frames - 1) * 1e3, 3),
         "reader_cpu_ms_per_frame": round(sum(daemon.reader_cpu.values()) / max(1, frames) * 1e3, 3),
         "ms": cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {},
