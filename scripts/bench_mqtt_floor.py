@@ -34,17 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_daemon import start_mosquitto
+from bench_daemon import process_cpu_s, start_mosquitto
 
 from rpi_agent.evaluation.machine import cpu_model
 
 PROTOCOLS = ("5", "3.1.1")
-
-
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def publish_all(port: int, protocol: str, *, messages: int, payload: bytes, window: int) -> dict[str, float]:
@@ -80,7 +74,10 @@ def one_round(port: int, broker_pid: int, protocol: str, args: argparse.Namespac
     payload = b"x" * args.payload_bytes
     before = process_cpu_s(broker_pid)
     result = publish_all(port, protocol, messages=args.messages, payload=payload, window=args.window)
-    broker = process_cpu_s(broker_pid) - before
+    after = process_cpu_s(broker_pid)
+    if before is None or after is None:
+        sys.exit("bench_mqtt_floor: the broker exited during the run")
+    broker = after - before
     return {"client_cpu_us": result["client_cpu_s"] / args.messages * 1e6,
             "broker_cpu_us": broker / args.messages * 1e6,
             "messages_per_s": args.messages / result["wall_s"]}
