@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 
 import cv2
 import numpy as np
@@ -138,6 +139,37 @@ def test_snapshots_wait_one_per_camera_and_replaced_ones_are_counted(photo):
     worker.close()
     worker.submit("door", frames[0].frame, frames[0].events[0].after, policy)  # too late: counted, not encoded
     assert worker.stats() == {"snapshots": 3, "snapshots_dropped": 3, "snapshot_errors": 0}
+
+
+def test_a_camera_gets_at_most_one_snapshot_per_interval_and_the_latest_view(photo):
+    delivered: list[tuple[float, int]] = []  # (when, image height)
+    worker = SnapshotWorker(lambda camera, jpeg: delivered.append((time.monotonic(), _decode(jpeg).shape[0])))
+    policy = SnapshotConfig(crop=False, min_interval=0.4)
+    frames = [event_result(rgb=photo[: 100 + 20 * k]) for k in range(3)]
+    worker.submit("door", frames[0].frame, frames[0].events[0].after, policy)
+    assert worker.drain(WAIT)
+    submitted = time.monotonic()
+    for result in frames[1:]:
+        worker.submit("door", result.frame, result.events[0].after, policy)  # the second replaces the first
+    assert worker.drain(WAIT)
+    worker.close()
+    assert [height for _, height in delivered] == [100, 140]  # the latest view, not the first that waited
+    assert delivered[1][0] - delivered[0][0] >= 0.4 - 0.01 and delivered[1][0] > submitted
+    assert worker.stats() == {"snapshots": 2, "snapshots_dropped": 1, "snapshot_errors": 0}
+
+
+def test_without_an_interval_every_request_is_encoded_at_once_and_close_does_not_wait(photo):
+    delivered: list[int] = []
+    worker = SnapshotWorker(lambda camera, jpeg: delivered.append(_decode(jpeg).shape[0]))
+    result = event_result(rgb=photo[:100])
+    for _ in range(3):
+        worker.submit("door", result.frame, result.events[0].after, SnapshotConfig(crop=False, min_interval=0.0))
+        assert worker.drain(WAIT)
+    assert delivered == [100, 100, 100]
+    worker.submit("door", result.frame, result.events[0].after, SnapshotConfig(crop=False, min_interval=60.0))
+    started = time.monotonic()
+    worker.close(timeout=WAIT)
+    assert delivered == [100] * 4 and time.monotonic() - started < WAIT  # not 60 s later
 
 
 def test_a_snapshot_that_fails_is_counted_and_the_worker_goes_on(photo, caplog):

@@ -128,6 +128,9 @@ class SnapshotConfig:
     zones: tuple[str, ...] = field(
         default=(), metadata={"doc": "if set, only faces inside one of these zones get a snapshot"}
     )
+    min_interval: float = field(default=1.0, metadata={
+        "doc": "shortest time between two snapshots of this camera, seconds; a newer request waits and "
+               "replaces the one before, so the latest view is the one sent (0: no wait)", "min": 0.0})
 
 
 @dataclass(frozen=True, slots=True)

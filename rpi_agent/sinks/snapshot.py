@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Collection
 
 import numpy as np
@@ -96,8 +97,10 @@ class SnapshotWorker:
 
     One request waits per camera. A newer one replaces it (the snapshot topic is retained: only
     the latest counts) and the replaced one is counted in ``dropped``; so is one submitted after
-    :meth:`close`. Only snapshots pass here, never events. The frame is kept by reference, not
-    copied: sources hand out a new array for every frame.
+    :meth:`close`. A camera's request waits until ``min_interval`` seconds (its policy) after the
+    camera's previous snapshot, so a crowd arriving at a fast camera costs one JPEG a second, not
+    one a frame; :meth:`close` encodes what waits without waiting. Only snapshots pass here, never
+    events. The frame is kept by reference, not copied: sources hand out a new array for every frame.
 
     Args:
         deliver: ``deliver(camera, jpeg)``, called on the worker thread.
@@ -107,6 +110,7 @@ class SnapshotWorker:
         self._deliver = deliver
         self._cond = threading.Condition()
         self._waiting: dict[str, tuple[Frame, TrackedFace, SnapshotConfig]] = {}
+        self._last: dict[str, float] = {}  # monotonic time of each camera's last snapshot
         self._busy = self._closed = False
         self._thread: threading.Thread | None = None
         self.encoded = 0
@@ -127,15 +131,29 @@ class SnapshotWorker:
                 self._thread.start()
             self._cond.notify_all()
 
+    def _due_in(self, camera: str, policy: SnapshotConfig, now: float) -> float:
+        """Seconds until ``camera`` may have its next snapshot (0 when due, or when closing)."""
+        last = self._last.get(camera)
+        if self._closed or last is None:
+            return 0.0
+        return max(0.0, last + policy.min_interval - now)
+
     def _next(self) -> tuple[str, tuple[Frame, TrackedFace, SnapshotConfig]] | None:
         with self._cond:
             self._busy = False
             self._cond.notify_all()
-            self._cond.wait_for(lambda: self._waiting or self._closed)
-            if not self._waiting:
-                return None
+            while True:
+                self._cond.wait_for(lambda: self._waiting or self._closed)
+                if not self._waiting:
+                    return None
+                now = time.monotonic()
+                waits = {camera: self._due_in(camera, job[2], now) for camera, job in self._waiting.items()}
+                camera = min(waits, key=waits.__getitem__)
+                if waits[camera] <= 0.0:
+                    break
+                self._cond.wait(waits[camera])  # a newer request, or close(), may come first
             self._busy = True
-            camera = next(iter(self._waiting))
+            self._last[camera] = now
             return camera, self._waiting.pop(camera)
 
     def _run(self) -> None:
