@@ -21,7 +21,7 @@ class Detection(NamedTuple):
     """One face found in one frame.
 
     A named tuple rather than a frozen dataclass: a crowd's hundreds of faces are then made in C
-    from the decoder's columns (``tuple.__new__``), a third of the cost of filling slots.
+    from the decoder's columns (``tuple.__new__``), about half the cost of filling slots.
 
     Attributes:
         box: ``(x1, y1, x2, y2)`` in pixels of the frame the detector was given.
