@@ -91,48 +91,43 @@ def rss_by_mapping(top: int = 8) -> dict[str, float]:
     return report
 
 
-def thread_cpu_s() -> dict[str, float]:
-    """CPU seconds (user + system) of each live thread of this process, by thread name."""
-    tick = os.sysconf("SC_CLK_TCK")
-    names = {t.native_id: t.name for t in threading.enumerate()}
-    found: dict[str, float] = {}
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        name = names.get(int(task.name), "other")
-        found[name] = round(found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
-    return found
+def _cpu_s(stat: Path) -> float:
+    """User + system CPU seconds from a ``/proc/.../stat`` file (raises ``OSError`` once it is gone)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu_s(pid: int) -> float | None:
     """CPU seconds (user + system) a process has used so far; ``None`` once it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return _cpu_s(Path(f"/proc/{pid}/stat"))
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def thread_switches() -> dict[str, list[int]]:
-    """Context switches of each live thread so far, by thread name: ``[voluntary, involuntary]``.
+def thread_stats() -> tuple[dict[str, float], dict[str, list[int]]]:
+    """Per thread name, over the live threads of this process: CPU seconds (user + system), and
+    context switches ``[voluntary, involuntary]``.
 
     Voluntary: the thread blocked (the GIL, a queue, a socket); involuntary: the kernel took its core
     away for another runnable thread or process.
     """
     names = {t.native_id: t.name for t in threading.enumerate()}
-    found: dict[str, list[int]] = {}
+    cpu: dict[str, float] = {}
+    switches: dict[str, list[int]] = {}
     for task in Path("/proc/self/task").iterdir():
         try:
+            seconds = _cpu_s(task / "stat")
             lines = (task / "status").read_text().splitlines()
         except OSError:
             continue
+        name = names.get(int(task.name), "other")
+        cpu[name] = round(cpu.get(name, 0.0) + seconds, 2)
         counts = [int(line.split()[1]) for line in lines if line.startswith(("voluntary_", "nonvoluntary_"))]
-        total = found.setdefault(names.get(int(task.name), "other"), [0, 0])
+        total = switches.setdefault(name, [0, 0])
         for index, count in enumerate(counts[:2]):
             total[index] += count
-    return found
+    return cpu, switches
 
 
 def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: list[str] | None = None) -> int:
@@ -215,7 +210,7 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
         stamps.append(time.perf_counter())
         cpu.append(time.process_time())
         main_cpu.append(time.thread_time())
-    threads, switches = thread_cpu_s(), thread_switches()
+    threads, switches = thread_stats()
     return {"fps": round((len(paths) - 1) / (stamps[-1] - stamps[0]), 2), "frames": len(paths), "faces": faces,
             "ms": {stage: round(total / len(paths), 2) for stage, total in totals.items()},
             "cpu_ms_per_frame": round((cpu[-1] - cpu[0]) / (len(paths) - 1) * 1e3, 3), "cpu_s_by_thread": threads,
@@ -273,8 +268,7 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
             while self._undelivered() and time.perf_counter() - self.last < 60:
                 time.sleep(0.005)
             self.delivered, self.cpu_delivered = time.perf_counter(), time.process_time()
-            self.threads = thread_cpu_s()
-            self.switches = thread_switches()
+            self.threads, self.switches = thread_stats()
             self.rss_map = rss_by_mapping()
 
         def _undelivered(self) -> bool:

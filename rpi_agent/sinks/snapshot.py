@@ -123,13 +123,17 @@ class SnapshotWorker:
             if self._closed:
                 self.dropped += 1
                 return
-            if camera in self._waiting:
+            replaced = camera in self._waiting
+            if replaced:
                 self.dropped += 1  # replaced by this newer one
             self._waiting[camera] = (frame, face, policy)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="snapshots", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            if not replaced:
+                # A replacement keeps its camera's due time, which the worker already waits for:
+                # waking it for every frame of a crowd would only hand it the GIL to wait again.
+                self._cond.notify_all()
 
     def _due_in(self, camera: str, policy: SnapshotConfig, now: float) -> float:
         """Seconds until ``camera`` may have its next snapshot (0 when due, or when closing)."""
