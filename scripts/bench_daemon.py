@@ -28,6 +28,13 @@ CPU the local Mosquitto used during each daemon run (from its ``/proc/<pid>/stat
 10 ms), per frame: it runs on the same cores, so it is part of what the daemon costs here and not
 counted in the daemon's own CPU (0 for the bare loop).
 
+Each round also measures the MQTT floor on the same broker (``bench_mqtt_floor.py``'s bare paho client,
+QoS 1, MQTT 5, ``--floor-messages`` event-sized messages): ``daemon_vs_bare_ceiling`` is the highest
+daemon / bare ratio that paho-mqtt and the broker alone leave at this run's events a frame, when the bare
+loop keeps every core busy (``bare_cores_busy``, its CPU a frame times its fps; fps then follows CPU a
+frame): ``bare / (bare + events x (client + broker))``. ``daemon_vs_ceiling`` is the daemon's ratio
+against it: how much of what is left is the daemon's own work.
+
 With ``--status`` each round also runs the daemon three more ways, in an order that rotates from round
 to round so drift hits each alike: status page off, on with nobody watching (``idle``), and on with a
 viewer fetching ``api/status`` and ``frame/<camera>.jpg`` every half second (``watched``, from the
@@ -36,7 +43,7 @@ handing a frame to an unwatched page costs the frame loop (``board_frame_us``, t
 
 Usage:
     .venv/bin/python scripts/bench_daemon.py [--model RFB-320] [--size 640x480] [--repeat 2] [--rounds 3]
-                                             [--status]
+                                             [--photos 5,13,22] [--floor-messages 3000] [--status]
 """
 
 from __future__ import annotations
@@ -46,8 +53,6 @@ import json
 import os
 import platform
 import resource
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,12 +62,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_broker import process_cpu_s, start_mosquitto, stat_cpu_s
+from bench_mqtt_floor import ceiling, publish_all
 from bench_status_page import STATUS_MODES, status_report, view_page
 
 from rpi_agent.evaluation.machine import cpu_model
 
 TARGET_RATIO = 0.90
 TARGET_RSS_MB = 80.0
+FLOOR_PAYLOAD_BYTES = 640
+"""About a new face event's JSON."""
+FLOOR_WINDOW = 20
+"""The outbox window, and Mosquitto's Receive Maximum."""
 
 
 def peak_rss_mb() -> float:
@@ -91,20 +102,6 @@ def rss_by_mapping(top: int = 8) -> dict[str, float]:
     return report
 
 
-def _cpu_s(stat: Path) -> float:
-    """User + system CPU seconds from a ``/proc/.../stat`` file (raises ``OSError`` once it is gone)."""
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system) a process has used so far; ``None`` once it is gone."""
-    try:
-        return _cpu_s(Path(f"/proc/{pid}/stat"))
-    except OSError:
-        return None
-
-
 def thread_stats() -> tuple[dict[str, float], dict[str, list[int]]]:
     """Per thread name, over the live threads of this process: CPU seconds (user + system), and
     context switches ``[voluntary, involuntary]``.
@@ -117,7 +114,7 @@ def thread_stats() -> tuple[dict[str, float], dict[str, list[int]]]:
     switches: dict[str, list[int]] = {}
     for task in Path("/proc/self/task").iterdir():
         try:
-            seconds = _cpu_s(task / "stat")
+            seconds = stat_cpu_s(task / "stat")
             lines = (task / "status").read_text().splitlines()
         except OSError:
             continue
@@ -312,29 +309,6 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
     }
 
 
-def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes], int] | None:
-    binary = shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.access(p, os.X_OK)), None)
-    if binary is None:
-        return None
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    conf = workdir / "mosquitto.conf"
-    user = "user root\n" if os.geteuid() == 0 else ""
-    conf.write_text(f"{user}listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    return None
-
-
 def worker(args: argparse.Namespace) -> None:
     folder = Path(args.folder)
     if args.worker == "daemon":
@@ -368,8 +342,36 @@ def round_order(index: int, *, status: bool) -> list[str]:
     return order
 
 
+def floor_round(broker: subprocess.Popen[bytes], port: int, *, messages: int) -> dict[str, float]:
+    """What paho-mqtt and the broker alone spend per QoS 1 event-sized message (``bench_mqtt_floor.py``'s
+    measurement, MQTT 5 as the daemon, on the same broker), in this otherwise idle process."""
+    before = process_cpu_s(broker.pid)
+    result = publish_all(port, "5", messages=messages, payload=b"x" * FLOOR_PAYLOAD_BYTES, window=FLOOR_WINDOW)
+    after = process_cpu_s(broker.pid)
+    broker_s = (after - before) if before is not None and after is not None else 0.0
+    return {"client_cpu_us": result["client_cpu_s"] / messages * 1e6, "broker_cpu_us": broker_s / messages * 1e6}
+
+
+def floor_report(floors: list[dict[str, float]], *, bare: dict[str, Any], daemon: list[dict[str, Any]],
+                 fps_ratio: float) -> dict[str, Any]:
+    """The floor's medians, the events a frame, and the highest daemon / bare ratio the floor leaves."""
+    if not floors:
+        return {"mqtt_floor": "not measured (mosquitto not installed)"}
+    client = statistics.median(f["client_cpu_us"] for f in floors)
+    broker = statistics.median(f["broker_cpu_us"] for f in floors)
+    events = statistics.median((r["events"] or 0) / max(1, r["frames"]) for r in daemon)
+    top = ceiling(bare["cpu_ms_per_frame"], events, client + broker)
+    bare_cores = round(bare["cpu_ms_per_frame"] * bare["fps"] / 1e3, 2)
+    return {"mqtt_floor": {"client_cpu_us": round(client, 1), "broker_cpu_us": round(broker, 1),
+                           "payload_bytes": FLOOR_PAYLOAD_BYTES, "protocol": "5"},
+            "events_per_frame": round(events, 2), "bare_cores_busy": bare_cores,
+            "daemon_vs_bare_ceiling": top,
+            "daemon_vs_ceiling": round(fps_ratio / top, 3) if top else None}
+
+
 def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str, list[dict[str, Any]]]:
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in round_order(0, status=args.status)}
+    runs["mqtt_floor"] = []
     broker = start_mosquitto(tmpdir)
     try:
         for index in range(args.rounds):
@@ -386,6 +388,8 @@ def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str
                     # The broker shares the cores: part of what the daemon costs here, not the bare loop.
                     result["broker_cpu_ms_per_frame"] = round((after - before) / max(1, result["frames"]) * 1e3, 3)
                 runs[kind].append(result)
+            if broker:
+                runs["mqtt_floor"].append(floor_round(*broker, messages=args.floor_messages))
     finally:
         if broker:
             broker[0].terminate()
@@ -411,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=2, help="passes over the photos (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating bare/daemon rounds (default 3)")
     parser.add_argument("--photos", help="only these photos, e.g. 5,13,22 (few faces, like a door camera)")
+    parser.add_argument("--floor-messages", type=int, default=3000,
+                        help="messages of the MQTT floor measured each round (default 3000)")
     parser.add_argument("--status", action="store_true",
                         help="also run the daemon with the status page off / on, unwatched / on, watched")
     parser.add_argument("--worker", choices=("bare", "bare_sequential", "daemon"), help=argparse.SUPPRESS)
@@ -431,8 +437,8 @@ def main() -> None:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         parser.error(f"--size: expected WxH such as 640x480, got {args.size!r}")
-    if args.rounds < 1 or args.repeat < 1:
-        parser.error("--rounds and --repeat must be at least 1")
+    if args.rounds < 1 or args.repeat < 1 or args.floor_messages < 1:
+        parser.error("--rounds, --repeat and --floor-messages must be at least 1")
     with tempfile.TemporaryDirectory(prefix="faceagent-bench-") as tmp:
         tmpdir = Path(tmp)
         folder = tmpdir / "frames"
@@ -452,6 +458,7 @@ def main() -> None:
         "daemon_vs_sequential_fps": round(daemon["fps"] / sequential["fps"], 3),
         "daemon_vs_bare_cpu_per_frame": round(daemon["cpu_ms_per_frame"] / bare["cpu_ms_per_frame"], 3),
         "round_ratios": [round(d["fps"] / b["fps"], 3) for b, d in zip(runs["bare"], runs["daemon"], strict=True)],
+        **floor_report(runs["mqtt_floor"], bare=bare, daemon=runs["daemon"], fps_ratio=ratio),
         **({"status_page": status_report(runs)} if args.status else {}),
         "acceptance": {"fps_ratio_at_least_0.90": ratio >= TARGET_RATIO,
                        "daemon_peak_rss_at_most_80_mb": daemon["peak_rss_mb"] <= TARGET_RSS_MB},

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_daemon import process_cpu_s, start_mosquitto
+from bench_broker import process_cpu_s, start_mosquitto
 
 from rpi_agent.evaluation.machine import cpu_model
 
