@@ -28,6 +28,10 @@ CPU the local Mosquitto used during each daemon run (from its ``/proc/<pid>/stat
 10 ms), per frame: it runs on the same cores, so it is part of what the daemon costs here and not
 counted in the daemon's own CPU (0 for the bare loop).
 
+``stage_clock`` gives each frame-loop stage's wall time and the thread's CPU time a call (resize,
+inference, decode, the daemon's tracker), and ``stage_wait_us_per_frame`` their difference summed: what
+the frame loop waited inside its stages, for the GIL after each call that gives it up, or for a core.
+
 Each round also measures the MQTT floor on the same broker (``bench_mqtt_floor.py``'s bare paho client,
 QoS 1, MQTT 5, ``--floor-messages`` event-sized messages): ``daemon_vs_bare_ceiling`` is the highest
 daemon / bare ratio that paho-mqtt and the broker alone leave at this run's events a frame, when the bare
@@ -127,6 +131,55 @@ def thread_stats() -> tuple[dict[str, float], dict[str, list[int]]]:
     return cpu, switches
 
 
+class StageClock:
+    """Wall time and the calling thread's CPU time of each frame-loop stage, per call, in this process.
+
+    Wraps the stages the frame loop runs (resize, inference, decode, and the daemon's tracker) where
+    they are looked up. A stage whose wall time exceeds its CPU time waited: for the GIL after giving
+    it up (a resize, an inference), or for a core.
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[str, list[float]] = {}  # stage -> [wall s, cpu s, calls]
+
+    def install(self) -> StageClock:
+        from rpi_agent.detection import face_detector
+        from rpi_agent.detection.prepared import PreparedDecoder
+        from rpi_agent.detection.tflite import TFLiteDetector
+        from rpi_agent.tracking.tracker import Tracker
+
+        face_detector.fit_to_input = self._wrap("preprocess", face_detector.fit_to_input)  # type: ignore[assignment]
+        TFLiteDetector.run = self._wrap("inference", TFLiteDetector.run)  # type: ignore[method-assign]
+        PreparedDecoder.faces = self._wrap("decode", PreparedDecoder.faces)  # type: ignore[method-assign]
+        Tracker.update = self._wrap("track", Tracker.update)  # type: ignore[method-assign]
+        return self
+
+    def _wrap(self, stage: str, function: Any) -> Any:
+        totals = self.totals.setdefault(stage, [0.0, 0.0, 0])
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                totals[0] += time.perf_counter() - wall
+                totals[1] += time.thread_time() - cpu
+                totals[2] += 1
+
+        return timed
+
+    def reset(self) -> None:
+        """Start counting afresh (after a first frame that imports and allocates)."""
+        for totals in self.totals.values():
+            totals[:] = [0.0, 0.0, 0]
+
+    def report(self) -> dict[str, Any]:
+        """Per stage ``{"wall_us", "cpu_us"}`` a call, and ``wait_us``: wall minus CPU over all, a frame."""
+        stages = {name: {"wall_us": round(wall / calls * 1e6, 1), "cpu_us": round(cpu / calls * 1e6, 1)}
+                  for name, (wall, cpu, calls) in self.totals.items() if calls}
+        return {"stages": stages, "wait_us": round(sum(s["wall_us"] - s["cpu_us"] for s in stages.values()), 1)}
+
+
 def make_frames(folder: Path, *, width: int, height: int, repeat: int, only: list[str] | None = None) -> int:
     """Letterboxed photos, twice each then a blank frame, ``repeat`` times; returns the frame count."""
     import numpy as np
@@ -178,6 +231,7 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
     from rpi_agent.imaging.files import load_rgb
     from rpi_agent.sources.common import orient
 
+    clock = StageClock().install()
     cfg = bench_config(folder, model, threads, None, folder).detector
     # The daemon's detector settings (runtime.daemon.build_face_detector), without importing the daemon.
     detector = FaceDetector.from_model(
@@ -185,6 +239,7 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
         options=DecodeOptions(score_threshold=cfg.threshold, iou_threshold=cfg.nms_iou, box_voting=cfg.box_voting))
     paths = sorted(folder.glob("*.jpg"))
     detector.detect(load_rgb(paths[0]))  # warm-up: the first invoke allocates (the daemon's is timed out too)
+    clock.reset()
     slot: queue.Queue[Any] = queue.Queue(maxsize=1)
 
     reader_cpu = [0.0]
@@ -209,6 +264,7 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
         main_cpu.append(time.thread_time())
     threads, switches = thread_stats()
     return {"fps": round((len(paths) - 1) / (stamps[-1] - stamps[0]), 2), "frames": len(paths), "faces": faces,
+            "stage_clock": clock.report(),
             "ms": {stage: round(total / len(paths), 2) for stage, total in totals.items()},
             "cpu_ms_per_frame": round((cpu[-1] - cpu[0]) / (len(paths) - 1) * 1e3, 3), "cpu_s_by_thread": threads,
             "context_switches_by_thread": switches,
@@ -217,7 +273,7 @@ def run_bare(folder: Path, model: str, threads: int, *, pipelined: bool) -> dict
             "peak_rss_mb": peak_rss_mb(), "rss_by_mapping_mb": rss_by_mapping()}
 
 
-def timed_daemon(config: Any, *, watch: bool) -> Any:
+def timed_daemon(config: Any, *, watch: bool, clock: StageClock) -> Any:
     """The daemon, noting when the first and last frames were processed and its final stats."""
     from rpi_agent.runtime.daemon import Daemon
 
@@ -240,6 +296,8 @@ def timed_daemon(config: Any, *, watch: bool) -> Any:
                 if not self.first and watch and self.watchers.server is not None:
                     threading.Thread(target=view_page, name="viewer", daemon=True, args=(
                         self.watchers.server.port, "bench", self._frames_done, self.views)).start()
+                if not self.first:
+                    clock.reset()
                 self.first = self.first or self.last
                 self.cpu_first = self.cpu_first or time.process_time()
                 self.main_last = time.thread_time()
@@ -285,8 +343,9 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
     from rpi_agent.cli import configure_logging
 
     configure_logging(0, False)  # what `faceagent run` logs, to stderr (the parent reads it, like journald)
+    clock = StageClock().install()
     daemon = timed_daemon(bench_config(folder, model, threads, mqtt_port, state, status=status),
-                          watch=status == "watched")
+                          watch=status == "watched", clock=clock)
     started = time.perf_counter()
     daemon.run()
     final, frames = daemon.final, int(daemon.final.get("frames_total", 0))
@@ -300,6 +359,7 @@ def run_daemon(folder: Path, model: str, threads: int, mqtt_port: int | None, st
         "main_thread_cpu_ms_per_frame": round((daemon.main_last - daemon.main_first) / max(1, frames - 1) * 1e3, 3),
         "reader_cpu_ms_per_frame": round(sum(daemon.reader_cpu.values()) / max(1, frames) * 1e3, 3),
         "ms": cameras.get("bench", {}).get("ms", {}) if isinstance(cameras, dict) else {},
+        "stage_clock": clock.report(),
         "delivery_lag_s": round(daemon.delivered - daemon.last, 3),
         "startup_and_shutdown_s": round(time.perf_counter() - started - (daemon.delivered - daemon.first), 2),
         "mqtt": {k: final.get(k) for k in ("outbox_waiting", "outbox_dropped", "snapshots_dropped")}
@@ -403,6 +463,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "main_thread_cpu_ms_per_frame": statistics.median(r["main_thread_cpu_ms_per_frame"] for r in runs),
             "reader_cpu_ms_per_frame": statistics.median(r["reader_cpu_ms_per_frame"] or 0.0 for r in runs),
             "broker_cpu_ms_per_frame": statistics.median(r.get("broker_cpu_ms_per_frame", 0.0) for r in runs),
+            "stage_wait_us_per_frame": statistics.median(r["stage_clock"]["wait_us"] for r in runs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs), "last_round": runs[-1]}
 
 

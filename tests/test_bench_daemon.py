@@ -39,6 +39,12 @@ def test_the_daemon_is_measured_against_bare_and_the_floor(built_model, shared: 
     assert report["daemon_vs_ceiling"] == pytest.approx(report["daemon_vs_bare_fps"] / report["daemon_vs_bare_ceiling"],
                                                         abs=2e-3)
     assert report["bare_cores_busy"] == pytest.approx(bare["cpu_ms_per_frame"] * bare["fps"] / 1e3, abs=0.01)
+    for side, stages in ((bare, {"preprocess", "inference", "decode"}), (daemon, {"preprocess", "inference", "decode",
+                                                                                  "track"})):
+        clock = side["last_round"]["stage_clock"]
+        assert set(clock["stages"]) == stages and all(s["wall_us"] > 0 for s in clock["stages"].values())
+        waited = sum(s["wall_us"] - s["cpu_us"] for s in clock["stages"].values())
+        assert clock["wait_us"] == pytest.approx(waited, abs=0.5) == side["stage_wait_us_per_frame"]
     assert set(report["acceptance"]) == {"fps_ratio_at_least_0.90", "daemon_peak_rss_at_most_80_mb"}
     assert report["machine"]["cpu"]
 
