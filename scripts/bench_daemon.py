@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_broker import process_cpu_s, start_mosquitto, stat_cpu_s
-from bench_mqtt_floor import ceiling, publish_all
+from bench_mqtt_floor import ceiling, one_round
 from bench_status_page import STATUS_MODES, status_report, view_page
 
 from rpi_agent.evaluation.machine import cpu_model
@@ -402,16 +402,6 @@ def round_order(index: int, *, status: bool) -> list[str]:
     return order
 
 
-def floor_round(broker: subprocess.Popen[bytes], port: int, *, messages: int) -> dict[str, float]:
-    """What paho-mqtt and the broker alone spend per QoS 1 event-sized message (``bench_mqtt_floor.py``'s
-    measurement, MQTT 5 as the daemon, on the same broker), in this otherwise idle process."""
-    before = process_cpu_s(broker.pid)
-    result = publish_all(port, "5", messages=messages, payload=b"x" * FLOOR_PAYLOAD_BYTES, window=FLOOR_WINDOW)
-    after = process_cpu_s(broker.pid)
-    broker_s = (after - before) if before is not None and after is not None else 0.0
-    return {"client_cpu_us": result["client_cpu_s"] / messages * 1e6, "broker_cpu_us": broker_s / messages * 1e6}
-
-
 def floor_report(floors: list[dict[str, float]], *, bare: dict[str, Any], daemon: list[dict[str, Any]],
                  fps_ratio: float) -> dict[str, Any]:
     """The floor's medians, the events a frame, and the highest daemon / bare ratio the floor leaves."""
@@ -449,7 +439,9 @@ def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str
                     result["broker_cpu_ms_per_frame"] = round((after - before) / max(1, result["frames"]) * 1e3, 3)
                 runs[kind].append(result)
             if broker:
-                runs["mqtt_floor"].append(floor_round(*broker, messages=args.floor_messages))
+                # paho-mqtt and the broker alone (MQTT 5, as the daemon), in this otherwise idle process.
+                runs["mqtt_floor"].append(one_round(broker[1], broker[0].pid, "5", messages=args.floor_messages,
+                                                    payload_bytes=FLOOR_PAYLOAD_BYTES, window=FLOOR_WINDOW))
     finally:
         if broker:
             broker[0].terminate()

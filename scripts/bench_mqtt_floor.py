@@ -70,17 +70,17 @@ def publish_all(port: int, protocol: str, *, messages: int, payload: bytes, wind
     return {"wall_s": wall, "client_cpu_s": cpu}
 
 
-def one_round(port: int, broker_pid: int, protocol: str, args: argparse.Namespace) -> dict[str, float]:
-    payload = b"x" * args.payload_bytes
+def one_round(port: int, broker_pid: int, protocol: str, *, messages: int, payload_bytes: int,
+              window: int) -> dict[str, float]:
+    """The client's and the broker's CPU µs a message, and messages a second, over one publish_all."""
     before = process_cpu_s(broker_pid)
-    result = publish_all(port, protocol, messages=args.messages, payload=payload, window=args.window)
+    result = publish_all(port, protocol, messages=messages, payload=b"x" * payload_bytes, window=window)
     after = process_cpu_s(broker_pid)
     if before is None or after is None:
         sys.exit("bench_mqtt_floor: the broker exited during the run")
-    broker = after - before
-    return {"client_cpu_us": result["client_cpu_s"] / args.messages * 1e6,
-            "broker_cpu_us": broker / args.messages * 1e6,
-            "messages_per_s": args.messages / result["wall_s"]}
+    return {"client_cpu_us": result["client_cpu_s"] / messages * 1e6,
+            "broker_cpu_us": (after - before) / messages * 1e6,
+            "messages_per_s": messages / result["wall_s"]}
 
 
 def ceiling(bare_cpu_ms: float, events: float, per_message_us: float) -> float:
@@ -112,7 +112,8 @@ def main() -> None:
             samples: dict[str, list[dict[str, float]]] = {p: [] for p in PROTOCOLS}
             for _ in range(args.rounds):
                 for protocol in PROTOCOLS:
-                    samples[protocol].append(one_round(port, proc.pid, protocol, args))
+                    samples[protocol].append(one_round(port, proc.pid, protocol, messages=args.messages,
+                                                       payload_bytes=args.payload_bytes, window=args.window))
         finally:
             proc.terminate()
             proc.wait(timeout=10)
