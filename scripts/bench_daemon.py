@@ -67,17 +67,13 @@ from pathlib import Path
 from typing import Any
 
 from bench_broker import process_cpu_s, start_mosquitto, stat_cpu_s
-from bench_mqtt_floor import ceiling, one_round
+from bench_mqtt_floor import PAYLOAD_BYTES, WINDOW, ceiling, one_round
 from bench_status_page import STATUS_MODES, status_report, view_page
 
 from rpi_agent.evaluation.machine import cpu_model
 
 TARGET_RATIO = 0.90
 TARGET_RSS_MB = 80.0
-FLOOR_PAYLOAD_BYTES = 640
-"""About a new face event's JSON."""
-FLOOR_WINDOW = 20
-"""The outbox window, and Mosquitto's Receive Maximum."""
 
 
 def peak_rss_mb() -> float:
@@ -413,7 +409,7 @@ def floor_report(floors: list[dict[str, float]], *, bare: dict[str, Any], daemon
     top = ceiling(bare["cpu_ms_per_frame"], events, client + broker)
     bare_cores = round(bare["cpu_ms_per_frame"] * bare["fps"] / 1e3, 2)
     return {"mqtt_floor": {"client_cpu_us": round(client, 1), "broker_cpu_us": round(broker, 1),
-                           "payload_bytes": FLOOR_PAYLOAD_BYTES, "protocol": "5"},
+                           "payload_bytes": PAYLOAD_BYTES, "protocol": "5"},
             "events_per_frame": round(events, 2), "bare_cores_busy": bare_cores,
             "daemon_vs_bare_ceiling": top,
             "daemon_vs_ceiling": round(fps_ratio / top, 3) if top else None}
@@ -441,7 +437,7 @@ def run_rounds(args: argparse.Namespace, tmpdir: Path, folder: Path) -> dict[str
             if broker:
                 # paho-mqtt and the broker alone (MQTT 5, as the daemon), in this otherwise idle process.
                 runs["mqtt_floor"].append(one_round(broker[1], broker[0].pid, "5", messages=args.floor_messages,
-                                                    payload_bytes=FLOOR_PAYLOAD_BYTES, window=FLOOR_WINDOW))
+                                                    payload_bytes=PAYLOAD_BYTES, window=WINDOW))
     finally:
         if broker:
             broker[0].terminate()

@@ -39,6 +39,10 @@ from bench_broker import process_cpu_s, start_mosquitto
 from rpi_agent.evaluation.machine import cpu_model
 
 PROTOCOLS = ("5", "3.1.1")
+PAYLOAD_BYTES = 640
+"""About a new face event's JSON."""
+WINDOW = 20
+"""The outbox window, and Mosquitto's Receive Maximum."""
 
 
 def publish_all(port: int, protocol: str, *, messages: int, payload: bytes, window: int) -> dict[str, float]:
@@ -92,9 +96,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=4000, help="QoS 1 messages per round (default 4000)")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per protocol (default 5)")
-    parser.add_argument("--payload-bytes", type=int, default=640,
+    parser.add_argument("--payload-bytes", type=int, default=PAYLOAD_BYTES,
                         help="message size (default 640, a new face event's JSON)")
-    parser.add_argument("--window", type=int, default=20,
+    parser.add_argument("--window", type=int, default=WINDOW,
                         help="most messages in flight (default 20: the outbox window and Mosquitto's Receive Maximum)")
     parser.add_argument("--bare-cpu-ms", type=float, help="a bare decode + detect loop's CPU ms per frame")
     parser.add_argument("--events-per-frame", type=float, help="face events per frame of the daemon benchmark")
